@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need on Debian 12: servers and peers from Debian's packages,
+# JavaScript peers from npm. Idempotent: a second run installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(
+  mosquitto mosquitto-clients        # MQTT interop peers
+  postgresql                         # cluster storage
+  chromium                           # dashboard tests (Playwright drives Debian's browser)
+  python3-onnx python3-numpy         # model authoring
+  libonnx-testdata                   # ONNX backend conformance data
+  docker-compose                     # static check of docker-compose.yml
+  openssl                            # test certificates
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian service units must not hold the ports our tests use: tests start private instances.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop mosquitto 2>/dev/null || true; fi
+pkill -x mosquitto 2>/dev/null || true
+
+# JavaScript peers for interop tests (MQTT.js), pinned in tools/node/package-lock.json.
+if [ -f tools/node/package.json ]; then
+  (cd tools/node && { [ -f package-lock.json ] && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error || npm install --ignore-scripts --no-audit --no-fund --loglevel=error; })
+fi
+
+# ONNX Runtime native libraries (linux-x64 and linux-arm64), cached outside the repository.
+if [ -x tools/fetch-onnxruntime.sh ]; then tools/fetch-onnxruntime.sh; fi
