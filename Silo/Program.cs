@@ -1,6 +1,13 @@
-var builder = WebApplication.CreateBuilder(args);
-var app = builder.Build();
-app.MapGet("/health/live", () => Results.Ok());
-app.Run();
+using CloudEdge.Silo;
+using CloudEdge.Silo.Auth;
+
+if (TokenCommand.Matches(args))
+{
+    return TokenCommand.Run(args, Console.Out, Console.Error);
+}
+
+var app = SiloApplication.Build(args);
+await app.RunAsync();
+return 0;
 
 public partial class Program;

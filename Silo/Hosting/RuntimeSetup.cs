@@ -1,0 +1,23 @@
+using CloudEdge.Grains;
+using CloudEdge.Runtime.Hosting;
+
+namespace CloudEdge.Silo.Hosting;
+
+internal static class RuntimeSetup
+{
+    /// <summary>
+    /// Embeds the runtime: the domain grains and the health probe grain, SQLite grain storage and
+    /// SQLite reminders in Silo:DataDirectory (relative paths are relative to the working directory).
+    /// </summary>
+    public static void AddSiloRuntime(this WebApplicationBuilder builder)
+    {
+        var dataDirectory = Path.GetFullPath(builder.Configuration["Silo:DataDirectory"] is { Length: > 0 } configured ? configured : "data");
+        builder.UseSilo(silo =>
+        {
+            silo.AddGrains(typeof(UserGrain).Assembly);
+            silo.AddGrains(typeof(HealthProbeGrain).Assembly);
+            silo.AddSqliteGrainStorage(configure: o => o.DataDirectory = dataDirectory);
+            silo.UseSqliteReminderService(o => o.DataDirectory = dataDirectory);
+        });
+    }
+}

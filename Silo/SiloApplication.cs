@@ -1,0 +1,66 @@
+using System.Text.Json.Serialization;
+using CloudEdge.Silo.Api;
+using CloudEdge.Silo.Auth;
+using CloudEdge.Silo.Hosting;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace CloudEdge.Silo;
+
+/// <summary>Composes the silo: the runtime with the grains, and the HTTP API in front of them.</summary>
+internal static class SiloApplication
+{
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+
+        builder.AddSiloTelemetry();
+        builder.AddSiloAuthentication();
+        builder.AddSiloRateLimiting();
+        builder.AddSiloRuntime();
+        builder.Services.TryAddSingleton(TimeProvider.System);
+
+        builder.Services.Configure<JsonOptions>(o =>
+        {
+            o.SerializerOptions.Converters.Add(new JsonStringEnumConverter());
+            o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+        });
+        // Malformed bodies throw BadHttpRequestException, which the exception handler answers with a 400 problem.
+        builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<DomainExceptionHandler>();
+        builder.AddSiloOpenApi();
+        builder.Services.AddHealthChecks().AddCheck<RuntimeHealthCheck>("runtime", tags: ["ready"]);
+
+        var app = builder.Build();
+
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.MapOpenApi().AllowAnonymous();
+        app.UseSwaggerUI(ui =>
+        {
+            ui.RoutePrefix = "docs";
+            ui.SwaggerEndpoint("/openapi/v1.json", "CloudEdge API v1");
+            ui.DocumentTitle = "CloudEdge API";
+        });
+        app.UseAuthentication();
+        app.UseRateLimiter();
+        app.UseAuthorization();
+
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).AllowAnonymous();
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") }).AllowAnonymous();
+
+        var api = app.MapGroup("/api/v1")
+            .RequireAuthorization()
+            .RequireRateLimiting(RateLimitingSetup.ApiPolicy);
+        api.MapGet("/ping", () => TypedResults.Ok(new PingResponse("ok")))
+            .WithName("Ping")
+            .WithTags("Diagnostics")
+            .WithSummary("Answers without touching any grain: checks the token and the connection.");
+        api.MapUserEndpoints();
+        api.MapOrderEndpoints();
+        api.MapDeviceEndpoints();
+        return app;
+    }
+}
