@@ -1,0 +1,151 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+
+namespace CloudEdge.Onnx.Tests;
+
+/// <summary>The committed anomaly models (models/anomaly/v1, v2), loaded and run through the binding.</summary>
+[Collection(OrtCollection.Name)]
+public sealed class AnomalyModelTests(OrtFixture ort)
+{
+    /// <summary>Every folder under models/anomaly: a model added there is checked without touching this file.</summary>
+    public static TheoryData<string> Versions() => new(ModelFiles.Versions());
+
+    [Fact]
+    public void Two_versions_ship_for_over_the_air_updates()
+    {
+        Assert.Equal(["v1", "v2"], ModelFiles.Versions().Take(2));
+        var v1 = ModelFiles.Manifest("v1");
+        var v2 = ModelFiles.Manifest("v2");
+        Assert.NotEqual(v1.GetProperty("sha256").GetString(), v2.GetProperty("sha256").GetString());
+        Assert.NotEqual(v1.GetProperty("threshold").GetDouble(), v2.GetProperty("threshold").GetDouble());
+    }
+
+    [Theory]
+    [MemberData(nameof(Versions))]
+    public void Manifest_matches_the_model_file_and_its_signature(string folder)
+    {
+        var manifest = ModelFiles.Manifest(folder);
+        Assert.Equal("cloudedge-anomaly", manifest.GetProperty("name").GetString());
+        // Folder vN holds major version N.
+        Assert.StartsWith(folder[1..] + ".", manifest.GetProperty("version").GetString());
+        var bytes = File.ReadAllBytes(ModelFiles.ModelPath(folder));
+        Assert.True(bytes.Length < 64 * 1024, "models must stay small enough to commit and ship over the air");
+        Assert.Equal(manifest.GetProperty("sha256").GetString(), Convert.ToHexStringLower(SHA256.HashData(bytes)));
+
+        using var session = ort.Environment.OpenSession(bytes);
+        var input = Assert.Single(session.Inputs);
+        var output = Assert.Single(session.Outputs);
+        AssertSignature(manifest.GetProperty("input"), input);
+        AssertSignature(manifest.GetProperty("output"), output);
+        Assert.Equal(manifest.GetProperty("features").GetProperty("count").GetInt32(), input.Shape[1]);
+        Assert.Equal(manifest.GetProperty("features").GetProperty("layout").GetArrayLength(), input.Shape[1]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Versions))]
+    public void Features_computed_here_match_the_training_script(string folder)
+    {
+        var features = new SensorFeatures(ModelFiles.Manifest(folder).GetProperty("features"));
+        foreach (var series in ModelFiles.Samples(folder).GetProperty("series").EnumerateArray())
+        {
+            var values = series.GetProperty("values").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+            var computed = features.Compute(series.GetProperty("kind").GetString()!, values);
+            var expected = series.GetProperty("features").EnumerateArray().SelectMany(r => r.EnumerateArray()).Select(v => v.GetSingle()).ToArray();
+            Assert.Equal(expected.Length, computed.Length);
+            for (var i = 0; i < expected.Length; i++)
+            {
+                Assert.True(Math.Abs(expected[i] - computed[i]) <= 1e-4, $"feature {i % features.Count} of reading {i / features.Count}: {computed[i]} vs {expected[i]}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Versions))]
+    public void Normal_readings_score_below_the_threshold_and_injected_anomalies_above(string folder)
+    {
+        var manifest = ModelFiles.Manifest(folder);
+        var threshold = manifest.GetProperty("threshold").GetDouble();
+        var window = manifest.GetProperty("features").GetProperty("window").GetInt32();
+        var features = new SensorFeatures(manifest.GetProperty("features"));
+        using var session = ort.Environment.OpenSession(ModelFiles.ModelPath(folder));
+
+        var judged = 0;
+        var anomaliesSeen = 0;
+        foreach (var series in ModelFiles.Samples(folder).GetProperty("series").EnumerateArray())
+        {
+            var kind = series.GetProperty("kind").GetString()!;
+            var values = series.GetProperty("values").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+            var anomalies = series.GetProperty("anomalyIndices").EnumerateArray().Select(v => v.GetInt32()).ToHashSet();
+            var reference = series.GetProperty("scores").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+            var rows = features.Compute(kind, values);
+
+            var scores = session.Run([Tensor.Create(rows, values.Length, features.Count)])[0];
+            Assert.Equal([values.Length, 1L], scores.Shape);
+            var s = scores.GetData<float>();
+            for (var i = 0; i < values.Length; i++)
+            {
+                // Same model, same features: ONNX Runtime agrees with the training script's numpy forward pass.
+                Assert.True(Math.Abs(s[i] - reference[i]) <= 1e-4, $"{kind}[{i}]: {s[i]} vs numpy {reference[i]}");
+                if (i < window) continue; // the device's window is still filling
+                judged++;
+                if (anomalies.Contains(i))
+                {
+                    anomaliesSeen++;
+                    Assert.True(s[i] >= threshold, $"{kind}[{i}] = {values[i]} is an injected anomaly but scores {s[i]} < {threshold}");
+                }
+                else
+                {
+                    Assert.True(s[i] < threshold, $"{kind}[{i}] = {values[i]} is normal but scores {s[i]} >= {threshold}");
+                }
+            }
+        }
+        Assert.True(judged >= 200);
+        Assert.Equal(12, anomaliesSeen); // three per sensor kind
+    }
+
+    [Theory]
+    [MemberData(nameof(Versions))]
+    public void Out_of_range_readings_from_the_simulator_kinds_are_flagged(string folder)
+    {
+        // Readings made here, not by the training script: a steady device, then one reading far off.
+        var manifest = ModelFiles.Manifest(folder);
+        var threshold = manifest.GetProperty("threshold").GetDouble();
+        var features = new SensorFeatures(manifest.GetProperty("features"));
+        using var session = ort.Environment.OpenSession(ModelFiles.ModelPath(folder));
+        (string Kind, double Normal, double Noise, double Spike)[] cases =
+        [
+            ("temperature", 24.0, 0.1, 38.0),
+            ("humidity", 45.0, 0.5, 95.0),
+            ("pressure", 1013.0, 0.2, 980.0),
+            ("vibration", 1.2, 0.1, 9.0),
+        ];
+        foreach (var (kind, normal, noise, spike) in cases)
+        {
+            var values = Enumerable.Range(0, 40).Select(i => normal + noise * Math.Sin(i * 1.7)).Append(spike).ToArray();
+            var scores = session.Run([Tensor.Create(features.Compute(kind, values), values.Length, features.Count)])[0].GetData<float>();
+            Assert.True(scores[^1] >= threshold, $"{kind} spike to {spike} scores {scores[^1]}");
+            Assert.True(scores[^2] < threshold, $"{kind} steady reading scores {scores[^2]}");
+        }
+    }
+
+    private static void AssertSignature(JsonElement expected, NodeMetadata actual)
+    {
+        Assert.Equal(expected.GetProperty("name").GetString(), actual.Name);
+        Assert.Equal("float32", expected.GetProperty("elementType").GetString());
+        Assert.Equal(TensorElementType.Float, actual.ElementType);
+        var dims = expected.GetProperty("shape").EnumerateArray().ToArray();
+        Assert.Equal(dims.Length, actual.Shape.Count);
+        for (var i = 0; i < dims.Length; i++)
+        {
+            if (dims[i].ValueKind == JsonValueKind.String)
+            {
+                Assert.Equal(-1, actual.Shape[i]);
+                Assert.Equal(dims[i].GetString(), actual.SymbolicShape[i]);
+            }
+            else
+            {
+                Assert.Equal(dims[i].GetInt64(), actual.Shape[i]);
+            }
+        }
+    }
+}

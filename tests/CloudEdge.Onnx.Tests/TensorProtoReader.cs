@@ -1,0 +1,162 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace CloudEdge.Onnx.Tests;
+
+/// <summary>
+/// One ONNX TensorProto (onnx.proto: dims = 1, data_type = 2, float_data = 4, int32_data = 5, int64_data = 7,
+/// name = 8, raw_data = 9, double_data = 10), read straight from the protobuf wire format. Repeated numeric
+/// fields are accepted packed and unpacked, as the protobuf spec requires of a parser.
+/// </summary>
+internal sealed class TensorProtoData
+{
+    public string Name { get; private set; } = "";
+    public int DataType { get; private set; }
+    public List<long> Dims { get; } = [];
+    public List<float> FloatData { get; } = [];
+    public List<double> DoubleData { get; } = [];
+    public List<long> Int64Data { get; } = [];
+    public List<int> Int32Data { get; } = [];
+    public byte[]? RawData { get; private set; }
+
+    public TensorElementType ElementType => (TensorElementType)DataType;
+
+    public long ElementCount => Dims.Aggregate(1L, (a, d) => a * d);
+
+    public static TensorProtoData Read(string path) => Parse(File.ReadAllBytes(path));
+
+    public static TensorProtoData Parse(ReadOnlySpan<byte> message)
+    {
+        var t = new TensorProtoData();
+        var r = new WireReader(message);
+        while (!r.End)
+        {
+            var (field, wireType) = r.ReadTag();
+            switch (field, wireType)
+            {
+                case (1, 0): t.Dims.Add((long)r.ReadVarint()); break;
+                case (1, 2): foreach (var v in r.ReadPackedVarints()) t.Dims.Add((long)v); break;
+                case (2, 0): t.DataType = (int)r.ReadVarint(); break;
+                case (4, 5): t.FloatData.Add(BitConverter.Int32BitsToSingle((int)r.ReadFixed32())); break;
+                case (4, 2):
+                    {
+                        var bytes = r.ReadLengthDelimited();
+                        for (var i = 0; i + 4 <= bytes.Length; i += 4) t.FloatData.Add(BinaryPrimitives.ReadSingleLittleEndian(bytes[i..]));
+                        break;
+                    }
+                case (5, 0): t.Int32Data.Add((int)r.ReadVarint()); break;
+                case (5, 2): foreach (var v in r.ReadPackedVarints()) t.Int32Data.Add((int)v); break;
+                case (7, 0): t.Int64Data.Add((long)r.ReadVarint()); break;
+                case (7, 2): foreach (var v in r.ReadPackedVarints()) t.Int64Data.Add((long)v); break;
+                case (8, 2): t.Name = Encoding.UTF8.GetString(r.ReadLengthDelimited()); break;
+                case (9, 2): t.RawData = r.ReadLengthDelimited().ToArray(); break;
+                case (10, 1): t.DoubleData.Add(BitConverter.Int64BitsToDouble((long)r.ReadFixed64())); break;
+                case (10, 2):
+                    {
+                        var bytes = r.ReadLengthDelimited();
+                        for (var i = 0; i + 8 <= bytes.Length; i += 8) t.DoubleData.Add(BinaryPrimitives.ReadDoubleLittleEndian(bytes[i..]));
+                        break;
+                    }
+                default: r.Skip(wireType); break;
+            }
+        }
+        return t;
+    }
+
+    /// <summary>The tensor for our binding: Float, Double and Int64 only (the types it runs).</summary>
+    public Tensor ToTensor()
+    {
+        var shape = Dims.ToArray();
+        var count = checked((int)ElementCount);
+        return ElementType switch
+        {
+            TensorElementType.Float => Tensor.Create(RawData is { } raw ? FromRaw(raw, count, 4, (b, i) => BinaryPrimitives.ReadSingleLittleEndian(b[i..])) : Exactly(FloatData, count), shape),
+            TensorElementType.Double => Tensor.Create(RawData is { } raw ? FromRaw(raw, count, 8, (b, i) => BinaryPrimitives.ReadDoubleLittleEndian(b[i..])) : Exactly(DoubleData, count), shape),
+            TensorElementType.Int64 => Tensor.Create(RawData is { } raw ? FromRaw(raw, count, 8, (b, i) => BinaryPrimitives.ReadInt64LittleEndian(b[i..])) : Exactly(Int64Data, count), shape),
+            _ => throw new NotSupportedException($"TensorProto '{Name}' has data type {ElementType}."),
+        };
+    }
+
+    private static T[] Exactly<T>(List<T> values, int count) =>
+        values.Count == count ? values.ToArray() : throw new InvalidDataException($"TensorProto holds {values.Count} values, its dims say {count}.");
+
+    private delegate T ReadElement<T>(ReadOnlySpan<byte> bytes, int offset);
+
+    private static T[] FromRaw<T>(byte[] raw, int count, int size, ReadElement<T> read)
+    {
+        if (raw.Length != count * size) throw new InvalidDataException($"raw_data has {raw.Length} bytes, dims say {count} x {size}.");
+        var values = new T[count];
+        for (var i = 0; i < count; i++) values[i] = read(raw, i * size);
+        return values;
+    }
+
+    private ref struct WireReader(ReadOnlySpan<byte> data)
+    {
+        private readonly ReadOnlySpan<byte> _data = data;
+        private int _position;
+
+        public readonly bool End => _position >= _data.Length;
+
+        public (int Field, int WireType) ReadTag()
+        {
+            var tag = ReadVarint();
+            return ((int)(tag >> 3), (int)(tag & 7));
+        }
+
+        public ulong ReadVarint()
+        {
+            ulong value = 0;
+            for (var shift = 0; shift < 64; shift += 7)
+            {
+                if (_position >= _data.Length) throw new InvalidDataException("Truncated varint.");
+                var b = _data[_position++];
+                value |= (ulong)(b & 0x7F) << shift;
+                if ((b & 0x80) == 0) return value;
+            }
+            throw new InvalidDataException("Varint longer than 10 bytes.");
+        }
+
+        public uint ReadFixed32()
+        {
+            var v = BinaryPrimitives.ReadUInt32LittleEndian(_data.Slice(_position, 4));
+            _position += 4;
+            return v;
+        }
+
+        public ulong ReadFixed64()
+        {
+            var v = BinaryPrimitives.ReadUInt64LittleEndian(_data.Slice(_position, 8));
+            _position += 8;
+            return v;
+        }
+
+        public ReadOnlySpan<byte> ReadLengthDelimited()
+        {
+            var length = checked((int)ReadVarint());
+            if (length > _data.Length - _position) throw new InvalidDataException("Length-delimited field runs past the end.");
+            var slice = _data.Slice(_position, length);
+            _position += length;
+            return slice;
+        }
+
+        public List<ulong> ReadPackedVarints()
+        {
+            var inner = new WireReader(ReadLengthDelimited());
+            var values = new List<ulong>();
+            while (!inner.End) values.Add(inner.ReadVarint());
+            return values;
+        }
+
+        public void Skip(int wireType)
+        {
+            switch (wireType)
+            {
+                case 0: ReadVarint(); break;
+                case 1: _position += 8; break;
+                case 2: ReadLengthDelimited(); break;
+                case 5: _position += 4; break;
+                default: throw new InvalidDataException($"Unsupported wire type {wireType}.");
+            }
+        }
+    }
+}
