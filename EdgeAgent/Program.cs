@@ -1,0 +1,1 @@
+Console.WriteLine("CloudEdge edge agent: not yet composed");
