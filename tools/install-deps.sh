@@ -23,9 +23,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The Debian service units must not hold the ports our tests use: tests start private instances.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop mosquitto 2>/dev/null || true; fi
-pkill -x mosquitto 2>/dev/null || true
+# Tests start private mosquitto and PostgreSQL instances on free ports; Debian's own services are not
+# needed, so stop them if the package's install started them (by their pid files, never by name:
+# a test's private instance must survive).
+for service in mosquitto postgresql; do
+  if command -v service >/dev/null 2>&1; then service "$service" stop >/dev/null 2>&1 || true; fi
+done
 
 # JavaScript peers for interop tests (MQTT.js), pinned in tools/node/package-lock.json.
 if [ -f tools/node/package.json ]; then
