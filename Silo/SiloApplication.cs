@@ -11,7 +11,8 @@ namespace CloudEdge.Silo;
 /// <summary>Composes the silo: the runtime with the grains, and the HTTP API in front of them.</summary>
 internal static class SiloApplication
 {
-    public static WebApplication Build(string[] args)
+    /// <param name="configureServices">Runs last, so tests can replace services (a controlled TimeProvider, say).</param>
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? configureServices = null)
     {
         var builder = WebApplication.CreateBuilder(args);
 
@@ -20,6 +21,7 @@ internal static class SiloApplication
         builder.AddSiloRateLimiting();
         builder.AddSiloRuntime();
         builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.AddSiloEdge();
 
         builder.Services.Configure<JsonOptions>(o =>
         {
@@ -28,10 +30,20 @@ internal static class SiloApplication
         });
         // Malformed bodies throw BadHttpRequestException, which the exception handler answers with a 400 problem.
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
-        builder.Services.AddProblemDetails();
+        // Problems written without a domain exception (routing's 404/405/415, say) still carry a stable code.
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
+            context.ProblemDetails.Extensions.TryAdd("code", context.ProblemDetails.Status switch
+            {
+                StatusCodes.Status404NotFound => "not_found",
+                StatusCodes.Status405MethodNotAllowed => "method_not_allowed",
+                StatusCodes.Status415UnsupportedMediaType => "unsupported_media_type",
+                { } status => $"http_{status}",
+                null => "unknown",
+            }));
         builder.Services.AddExceptionHandler<DomainExceptionHandler>();
         builder.AddSiloOpenApi();
         builder.Services.AddHealthChecks().AddCheck<RuntimeHealthCheck>("runtime", tags: ["ready"]);
+        configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
 
@@ -61,6 +73,8 @@ internal static class SiloApplication
         api.MapUserEndpoints();
         api.MapOrderEndpoints();
         api.MapDeviceEndpoints();
+        api.MapGatewayEndpoints();
+        api.MapModelEndpoints();
         return app;
     }
 }

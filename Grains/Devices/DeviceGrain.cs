@@ -8,12 +8,14 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
 {
     private readonly IPersistentState<DeviceState> state;
     private readonly TimeProvider time;
-    private HashSet<string> appliedItems = new(StringComparer.Ordinal);
+    private readonly DevicePresenceOptions presence;
+    private IGrainTimer? presenceTimer;
 
     public DeviceGrain([PersistentState("device")] IPersistentState<DeviceState> state)
     {
         this.state = state;
         time = ServiceProvider.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        presence = ServiceProvider.GetService(typeof(DevicePresenceOptions)) as DevicePresenceOptions ?? new DevicePresenceOptions();
     }
 
     private string DeviceId => GrainId.Key;
@@ -22,7 +24,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        appliedItems = new HashSet<string>(S.AppliedItemIds, StringComparer.Ordinal);
+        ArmPresenceTimer();
         return Task.CompletedTask;
     }
 
@@ -38,8 +40,9 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         var owner = GrainFactory.GetGrain<IUserGrain>(command.OwnerId);
         if (S.Commands.TryGetResult(command.RequestId, fingerprint, out var earlier) && earlier is not null)
         {
-            // The first attempt may have stored the device and failed before the owner recorded it.
+            // The first attempt may have stored the device and failed before the owner or gateway recorded it.
             await owner.AttachDevice(DeviceId);
+            await GrainFactory.GetGrain<IGatewayGrain>(command.GatewayId).AttachDevice(DeviceId);
             return earlier;
         }
 
@@ -63,6 +66,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         S.Commands.Record(command.RequestId, fingerprint, view, DeviceRules.MaxLoggedCommands);
         await state.WriteOrReloadAsync();
         await owner.AttachDevice(DeviceId);
+        await GrainFactory.GetGrain<IGatewayGrain>(command.GatewayId).AttachDevice(DeviceId);
         return view;
     }
 
@@ -120,6 +124,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         var view = View();
         S.Commands.Record(command.RequestId, fingerprint, view, DeviceRules.MaxLoggedCommands);
         await state.WriteOrReloadAsync();
+        ArmPresenceTimer();
         return view;
     }
 
@@ -138,76 +143,123 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         var view = View();
         S.Commands.Record(command.RequestId, fingerprint, view, DeviceRules.MaxLoggedCommands);
         await state.WriteOrReloadAsync();
+        ArmPresenceTimer();
         return view;
+    }
+
+    public async Task<IReadOnlyList<UplinkOutcome>> ApplyUplink(IReadOnlyList<DeviceUplinkItem> items)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        var outcomes = new UplinkOutcome[items.Count];
+        var applied = false;
+        for (var i = 0; i < items.Count; i++)
+        {
+            outcomes[i] = Apply(items[i]);
+            applied |= outcomes[i].Status == UplinkStatus.Applied;
+        }
+
+        if (applied)
+        {
+            await state.WriteOrReloadAsync();
+            ArmPresenceTimer();
+        }
+
+        return outcomes;
     }
 
     public async Task<bool> ApplySummary(DeviceSummary summary)
     {
         ArgumentNullException.ThrowIfNull(summary);
-        Identifiers.EnsureRequestId(summary.ItemId);
-        if (summary.WindowEnd < summary.WindowStart || summary.SampleCount < 0)
-        {
-            throw new InvalidInputException("invalid_summary", "summary", "A summary's window must not end before it starts, and its sample count must not be negative.");
-        }
-
-        if (summary.Metrics is null || summary.Metrics.Count > DeviceRules.MaxMetrics
-            || summary.Metrics.Any(m => !DeviceRules.IsValidPropertyName(m.Key) || !double.IsFinite(m.Value)))
-        {
-            throw new InvalidInputException("invalid_metrics", "metrics", $"A summary has at most {DeviceRules.MaxMetrics} metrics with property-style names and finite values.");
-        }
-
-        EnsureRegistered();
-        if (appliedItems.Contains(summary.ItemId))
-        {
-            return false;
-        }
-
-        // Summaries can arrive out of order from a gateway's backlog: keep the one with the latest window.
-        if (S.LatestSummary is null || summary.WindowEnd >= S.LatestSummary.WindowEnd)
-        {
-            S.LatestSummary = summary with { Metrics = new Dictionary<string, double>(summary.Metrics, StringComparer.Ordinal) };
-        }
-
-        MarkSeen(summary.WindowEnd, online: true);
-        RememberItem(summary.ItemId);
-        await state.WriteOrReloadAsync();
-        return true;
+        return Applied(await ApplyUplink([new DeviceUplinkItem(summary, null)]));
     }
 
     public async Task<bool> ApplyAlert(DeviceAlert alert)
     {
         ArgumentNullException.ThrowIfNull(alert);
-        Identifiers.EnsureRequestId(alert.ItemId);
-        var code = DeviceRules.NormalizeLabel(alert.Code, "code", DeviceRules.MaxKindLength);
-        if (!Enum.IsDefined(alert.Severity))
+        return Applied(await ApplyUplink([new DeviceUplinkItem(null, alert)]));
+    }
+
+    /// <summary>The single-item API answers with the exceptions of the other commands.</summary>
+    private bool Applied(IReadOnlyList<UplinkOutcome> outcomes)
+    {
+        var outcome = outcomes[0];
+        return outcome.Status switch
         {
-            throw new InvalidInputException("invalid_severity", "severity", "Unknown alert severity.");
+            UplinkStatus.Applied => true,
+            UplinkStatus.Duplicate => false,
+            _ when outcome.Code == "unknown_device" => throw new EntityNotFoundException("device_not_found", $"Device '{DeviceId}' is not registered."),
+            _ when outcome.Code == "device_of_another_gateway" => throw new RuleViolationException(outcome.Code, $"Device '{DeviceId}' belongs to gateway '{S.GatewayId}'."),
+            _ => throw new InvalidInputException(outcome.Code ?? "invalid_item", "item", $"The item was rejected: {outcome.Code}."),
+        };
+    }
+
+    /// <summary>Applies one item to the in-memory state; the caller writes once for the whole list.</summary>
+    private UplinkOutcome Apply(DeviceUplinkItem? item)
+    {
+        if (item is null || (item.Summary is null) == (item.Alert is null))
+        {
+            return UplinkOutcome.Rejected(item?.ItemId ?? string.Empty, "invalid_item");
         }
 
-        EnsureRegistered();
-        if (appliedItems.Contains(alert.ItemId))
+        var itemId = item.ItemId;
+        var gatewayId = item.Summary?.GatewayId ?? item.Alert!.GatewayId;
+        var seq = item.Summary?.Seq ?? item.Alert!.Seq;
+        var problem = item.Summary is { } checkedSummary ? DeviceRules.CheckSummary(checkedSummary) : DeviceRules.CheckAlert(item.Alert!);
+        if (problem is { } invalid)
         {
-            return false;
+            return UplinkOutcome.Rejected(itemId, invalid.Code);
         }
 
-        var counters = S.Alerts;
-        switch (alert.Severity)
+        if (!S.Registered)
         {
-            case AlertSeverity.Info: counters.Info++; break;
-            case AlertSeverity.Warning: counters.Warning++; break;
-            default: counters.Critical++; break;
+            return UplinkOutcome.Rejected(itemId, "unknown_device");
         }
 
-        if (counters.LastAt is null || alert.At >= counters.LastAt)
+        if (!string.Equals(S.GatewayId, gatewayId, StringComparison.Ordinal))
         {
-            counters.LastAt = alert.At;
-            counters.LastCode = code;
+            return UplinkOutcome.Rejected(itemId, "device_of_another_gateway");
         }
 
-        MarkSeen(alert.At, online: true);
-        RememberItem(alert.ItemId);
-        await state.WriteOrReloadAsync();
-        return true;
+        if (S.HighestSeq.TryGetValue(gatewayId, out var highest) && seq <= highest)
+        {
+            return UplinkOutcome.Duplicate(itemId);
+        }
+
+        // Items without a context of their own belong to the trace of the uplink request that carried them.
+        var traceParent = (item.Summary is { } withContext ? withContext.TraceParent : item.Alert!.TraceParent) ?? TraceContext.CurrentCall();
+        if (item.Summary is { } summary)
+        {
+            // A gateway's backlog can deliver windows late: keep the summary with the latest window.
+            if (S.LatestSummary is null || summary.WindowEnd >= S.LatestSummary.WindowEnd)
+            {
+                S.LatestSummary = summary with { Kind = summary.Kind.Trim(), TraceParent = traceParent, Links = summary.Links is null ? null : [.. summary.Links] };
+            }
+
+            MarkSeenByUplink(summary.WindowEnd);
+        }
+        else
+        {
+            var alert = item.Alert!;
+            var counters = S.Alerts;
+            var kind = alert.Kind.Trim();
+            counters.Total++;
+            if (counters.ByKind.ContainsKey(kind) || counters.ByKind.Count < DeviceRules.MaxAlertKinds)
+            {
+                counters.ByKind[kind] = counters.ByKind.GetValueOrDefault(kind) + 1;
+            }
+
+            if (counters.LastAt is null || alert.At >= counters.LastAt)
+            {
+                counters.LastAt = alert.At;
+                counters.LastKind = kind;
+                S.LatestAlert = alert with { Kind = kind, TraceParent = traceParent };
+            }
+
+            MarkSeenByUplink(alert.At);
+        }
+
+        S.HighestSeq[gatewayId] = seq;
+        return UplinkOutcome.Applied(itemId);
     }
 
     private void MarkSeen(DateTimeOffset at, bool online)
@@ -219,21 +271,55 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         }
     }
 
-    private void RememberItem(string itemId)
+    /// <summary>
+    /// An uplink item shows the device was alive when the item was produced. Edge clocks can run
+    /// ahead, so a time in the future counts as now; data older than the silence limit (a backlog)
+    /// does not bring the device back online.
+    /// </summary>
+    private void MarkSeenByUplink(DateTimeOffset at)
     {
-        S.AppliedItemIds.Add(itemId);
-        appliedItems.Add(itemId);
-        if (S.AppliedItemIds.Count > DeviceRules.MaxAppliedItemIds)
+        var now = time.GetUtcNow();
+        var seen = at > now ? now : at;
+        if (S.LastSeen is null || seen >= S.LastSeen)
         {
-            var dropped = S.AppliedItemIds.Count - DeviceRules.MaxAppliedItemIds;
-            foreach (var id in S.AppliedItemIds.Take(dropped))
-            {
-                appliedItems.Remove(id);
-            }
-
-            S.AppliedItemIds.RemoveRange(0, dropped);
+            S.LastSeen = seen;
+            S.Connection = now - seen < presence.OfflineAfter ? DeviceConnection.Online : DeviceConnection.Offline;
         }
     }
+
+    /// <summary>
+    /// Arms a one-shot timer for the moment the device's silence reaches the limit. Views also
+    /// compute the status from the clock, so an activation collected before the timer fired still
+    /// answers correctly; the timer makes the stored status follow.
+    /// </summary>
+    private void ArmPresenceTimer()
+    {
+        presenceTimer?.Dispose();
+        presenceTimer = null;
+        if (S.Connection != DeviceConnection.Online || S.LastSeen is not { } seen)
+        {
+            return;
+        }
+
+        var due = seen + presence.OfflineAfter - time.GetUtcNow();
+        presenceTimer = RegisterGrainTimer(OnSilence, new GrainTimerCreationOptions(due > TimeSpan.Zero ? due : TimeSpan.Zero, Timeout.InfiniteTimeSpan));
+    }
+
+    private async Task OnSilence(CancellationToken cancellationToken)
+    {
+        if (S.Connection == DeviceConnection.Online && S.LastSeen is { } seen && time.GetUtcNow() - seen >= presence.OfflineAfter)
+        {
+            S.Connection = DeviceConnection.Offline;
+            await state.WriteOrReloadAsync(CancellationToken.None);
+        }
+
+        ArmPresenceTimer();
+    }
+
+    private DeviceConnection EffectiveConnection(DeviceState s) =>
+        s.Connection == DeviceConnection.Online && s.LastSeen is { } seen && time.GetUtcNow() - seen >= presence.OfflineAfter
+            ? DeviceConnection.Offline
+            : s.Connection;
 
     private static string Fingerprint(string kind, Dictionary<string, string?> changes, long? expectedVersion)
     {
@@ -260,10 +346,12 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         s.RegisteredAt,
         Snapshot(s.Desired),
         Snapshot(s.Reported),
-        s.Connection,
+        EffectiveConnection(s),
         s.LastSeen,
         s.LatestSummary,
-        new AlertCounters(s.Alerts.Info + s.Alerts.Warning + s.Alerts.Critical, s.Alerts.Info, s.Alerts.Warning, s.Alerts.Critical, s.Alerts.LastAt, s.Alerts.LastCode));
+        s.LatestAlert,
+        new AlertCounters(s.Alerts.Total, new Dictionary<string, long>(s.Alerts.ByKind, StringComparer.Ordinal), s.Alerts.LastAt, s.Alerts.LastKind),
+        new Dictionary<string, long>(s.HighestSeq, StringComparer.Ordinal));
 
     private static DeviceProperties Snapshot(PropertySetState set) =>
         new(set.Version, new Dictionary<string, string>(set.Values, StringComparer.Ordinal), set.UpdatedAt);

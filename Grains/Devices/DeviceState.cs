@@ -25,10 +25,15 @@ public sealed class DeviceState
 
     public DeviceSummary? LatestSummary { get; set; }
 
+    public DeviceAlert? LatestAlert { get; set; }
+
     public AlertCounterState Alerts { get; set; } = new();
 
-    /// <summary>Ids of the last applied summaries and alerts, oldest first, for idempotency.</summary>
-    public List<string> AppliedItemIds { get; set; } = [];
+    /// <summary>
+    /// The highest uplink seq applied, per gateway id: an item at or below it is a duplicate. One
+    /// number per gateway gives exactly-once without a log of item ids.
+    /// </summary>
+    public Dictionary<string, long> HighestSeq { get; set; } = new(StringComparer.Ordinal);
 
     public CommandLog<DeviceView> Commands { get; set; } = new();
 }
@@ -44,13 +49,11 @@ public sealed class PropertySetState
 
 public sealed class AlertCounterState
 {
-    public long Info { get; set; }
+    public long Total { get; set; }
 
-    public long Warning { get; set; }
-
-    public long Critical { get; set; }
+    public Dictionary<string, long> ByKind { get; set; } = new(StringComparer.Ordinal);
 
     public DateTimeOffset? LastAt { get; set; }
 
-    public string? LastCode { get; set; }
+    public string? LastKind { get; set; }
 }

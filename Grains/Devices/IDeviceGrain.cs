@@ -4,8 +4,9 @@ namespace CloudEdge.Grains;
 
 /// <summary>
 /// A device twin, keyed by device id: owner user, gateway, kind and model; desired and reported
-/// properties, each set with a version that increments on every change; connection status; and the
-/// latest summary and alert counters fed from edge gateways.
+/// properties, each set with a version that increments on every change; presence (online until a
+/// silence of <see cref="DevicePresenceOptions.OfflineAfter"/>); and the latest summary, latest alert
+/// and alert counters fed from edge gateways, applied exactly once by per-gateway sequence number.
 /// </summary>
 public interface IDeviceGrain : IGrainWithStringKey
 {
@@ -25,10 +26,22 @@ public interface IDeviceGrain : IGrainWithStringKey
 
     Task<DeviceView> SetConnection(SetDeviceConnection command);
 
-    /// <summary>Applies a gateway summary; false when an item with this id was already applied.</summary>
+    /// <summary>
+    /// Applies a gateway's items for this device in list order, with one state write. An item whose
+    /// seq is at or below the highest seq applied from its gateway is a duplicate; an invalid item,
+    /// or any item when the device is unknown or belongs to another gateway, is rejected with a code.
+    /// Never throws for a bad item: the outcomes say what happened to each, in the same order.
+    /// </summary>
+    Task<IReadOnlyList<UplinkOutcome>> ApplyUplink(IReadOnlyList<DeviceUplinkItem> items);
+
+    /// <summary>Applies one gateway summary; false when it is a duplicate (seq at or below the gateway's highest).</summary>
+    /// <exception cref="InvalidInputException">The summary is invalid.</exception>
+    /// <exception cref="EntityNotFoundException">The device is not registered.</exception>
     Task<bool> ApplySummary(DeviceSummary summary);
 
-    /// <summary>Counts a gateway alert; false when an item with this id was already applied.</summary>
+    /// <summary>Counts one gateway alert; false when it is a duplicate (seq at or below the gateway's highest).</summary>
+    /// <exception cref="InvalidInputException">The alert is invalid.</exception>
+    /// <exception cref="EntityNotFoundException">The device is not registered.</exception>
     Task<bool> ApplyAlert(DeviceAlert alert);
 }
 
@@ -39,11 +52,12 @@ public enum DeviceConnection
     Offline = 2,
 }
 
-public enum AlertSeverity
+/// <summary>How long a device may stay silent before it counts as offline. The host registers one instance.</summary>
+public sealed class DevicePresenceOptions
 {
-    Info = 0,
-    Warning = 1,
-    Critical = 2,
+    public const string Section = "Devices";
+
+    public TimeSpan OfflineAfter { get; set; } = TimeSpan.FromMinutes(5);
 }
 
 [Immutable]
@@ -60,22 +74,67 @@ public sealed record UpdateDeviceProperties(string RequestId, IReadOnlyDictionar
 [Immutable]
 public sealed record SetDeviceConnection(string RequestId, bool Online, DateTimeOffset? At = null);
 
+/// <summary>
+/// A window summary computed at the edge for one sensor kind. <see cref="Seq"/> is the gateway's
+/// sequence number for this device; <see cref="TraceParent"/> the W3C context the edge created it in
+/// (the silo fills in the uplink request's context when the item has none); <see cref="Links"/> the
+/// contexts of the readings it summarizes.
+/// </summary>
 [Immutable]
 public sealed record DeviceSummary(
     string ItemId,
+    string GatewayId,
+    long Seq,
     DateTimeOffset WindowStart,
     DateTimeOffset WindowEnd,
-    long SampleCount,
-    IReadOnlyDictionary<string, double> Metrics);
+    string Kind,
+    long Count,
+    double Min,
+    double Max,
+    double Mean,
+    double StdDev,
+    double MaxScore,
+    long AnomalyCount,
+    string? ModelVersion,
+    string? TraceParent = null,
+    IReadOnlyList<string>? Links = null)
+{
+    /// <summary>The trace id of <see cref="TraceParent"/>.</summary>
+    public string? TraceId => TraceContext.TraceIdOf(TraceParent);
+}
 
+/// <summary>An anomaly the edge model found in one reading (<see cref="ReadingSeq"/>): its score crossed the threshold.</summary>
 [Immutable]
-public sealed record DeviceAlert(string ItemId, DateTimeOffset At, AlertSeverity Severity, string Code, string? Message);
+public sealed record DeviceAlert(
+    string ItemId,
+    string GatewayId,
+    long Seq,
+    DateTimeOffset At,
+    string Kind,
+    double Value,
+    double Score,
+    double Threshold,
+    string? ModelVersion,
+    long? ReadingSeq,
+    string? TraceParent = null)
+{
+    /// <summary>The trace id of <see cref="TraceParent"/>.</summary>
+    public string? TraceId => TraceContext.TraceIdOf(TraceParent);
+}
+
+/// <summary>One uplink item for a device: exactly one of a summary or an alert.</summary>
+[Immutable]
+public sealed record DeviceUplinkItem(DeviceSummary? Summary, DeviceAlert? Alert)
+{
+    public string ItemId => Summary?.ItemId ?? Alert?.ItemId ?? string.Empty;
+}
 
 [Immutable]
 public sealed record DeviceProperties(long Version, IReadOnlyDictionary<string, string> Values, DateTimeOffset? UpdatedAt);
 
+/// <summary>Alerts applied so far: the total, per kind, and the latest one's time and kind.</summary>
 [Immutable]
-public sealed record AlertCounters(long Total, long Info, long Warning, long Critical, DateTimeOffset? LastAt, string? LastCode);
+public sealed record AlertCounters(long Total, IReadOnlyDictionary<string, long> ByKind, DateTimeOffset? LastAt, string? LastKind);
 
 [Immutable]
 public sealed record DeviceView(
@@ -90,4 +149,6 @@ public sealed record DeviceView(
     DeviceConnection Connection,
     DateTimeOffset? LastSeen,
     DeviceSummary? LatestSummary,
-    AlertCounters Alerts);
+    DeviceAlert? LatestAlert,
+    AlertCounters Alerts,
+    IReadOnlyDictionary<string, long> HighestSeq);

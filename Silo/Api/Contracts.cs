@@ -42,7 +42,9 @@ public sealed record DeviceResponse(
     DeviceConnection Connection,
     DateTimeOffset? LastSeen,
     DeviceSummary? LatestSummary,
-    AlertCounters Alerts)
+    DeviceAlert? LatestAlert,
+    AlertCounters Alerts,
+    IReadOnlyDictionary<string, long> HighestSeq)
 {
     public static DeviceResponse From(DeviceView view) => new(
         view.DeviceId,
@@ -56,7 +58,9 @@ public sealed record DeviceResponse(
         view.Connection,
         view.LastSeen,
         view.LatestSummary,
-        view.Alerts);
+        view.LatestAlert,
+        view.Alerts,
+        view.HighestSeq);
 
     private static DevicePropertiesResponse From(DeviceProperties properties)
     {

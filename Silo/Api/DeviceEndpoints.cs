@@ -65,7 +65,8 @@ internal static class DeviceEndpoints
         devices.MapPatch("/{deviceId}/reported", async (string deviceId, UpdatePropertiesRequest body, HttpContext http, [FromServices] IGrainFactory grains) =>
         {
             EnsureGatewayOrAdmin(http, "report device properties");
-            var (device, _) = await Authorized(deviceId, http, grains, ownerCheck: false);
+            var (device, current) = await Authorized(deviceId, http, grains, ownerCheck: false);
+            EnsureDeviceOfGateway(http, current);
             var view = await device.UpdateReported(Command(body, http));
             return TypedResults.Ok(DeviceResponse.From(view));
         })
@@ -83,7 +84,8 @@ internal static class DeviceEndpoints
                 throw new InvalidInputException("missing_online", "online", "'online' (true or false) is required.");
             }
 
-            var (device, _) = await Authorized(deviceId, http, grains, ownerCheck: false);
+            var (device, current) = await Authorized(deviceId, http, grains, ownerCheck: false);
+            EnsureDeviceOfGateway(http, current);
             var view = await device.SetConnection(new SetDeviceConnection(CommandHeaders.RequestId(http, body.RequestId), online, body.At));
             return TypedResults.Ok(DeviceResponse.From(view));
         })
@@ -110,6 +112,16 @@ internal static class DeviceEndpoints
         if (!caller.IsAdmin && !caller.IsGateway)
         {
             throw new AccessDeniedException($"Only the '{Roles.Gateway}' or '{Roles.Admin}' role may {action}.");
+        }
+    }
+
+    /// <summary>A gateway speaks only for the devices registered behind it (its token's subject is its gateway id).</summary>
+    private static void EnsureDeviceOfGateway(HttpContext http, DeviceView device)
+    {
+        var caller = Caller.From(http.User);
+        if (!caller.IsAdmin && !string.Equals(caller.Subject, device.GatewayId, StringComparison.Ordinal))
+        {
+            throw new AccessDeniedException($"Gateway '{caller.Subject}' may not report for device '{device.DeviceId}' of gateway '{device.GatewayId}'.");
         }
     }
 

@@ -27,6 +27,12 @@ internal sealed partial class DomainExceptionHandler(IProblemDetailsService prob
         Activity.Current?.SetTag("cloudedge.problem.code", code);
         LogProblem(logger, httpContext.Request.Method, httpContext.Request.Path, problem.Status ?? 500, code, problem.Detail);
         httpContext.Response.StatusCode = problem.Status ?? StatusCodes.Status500InternalServerError;
+        if (problem.Status == StatusCodes.Status503ServiceUnavailable)
+        {
+            // Busy or stopping: a retry (with the same Idempotency-Key, or the same uplink batch) is safe.
+            httpContext.Response.Headers.RetryAfter = "1";
+        }
+
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = httpContext,
@@ -66,6 +72,12 @@ internal sealed partial class DomainExceptionHandler(IProblemDetailsService prob
         RuleViolationException e => Problem(StatusCodes.Status422UnprocessableEntity, "Rule violated", e.Message, e.Code),
         InconsistentStateException => Problem(StatusCodes.Status409Conflict, "Conflict",
             "The entity was changed by another writer at the same time; read it again and retry.", "etag_conflict"),
+        RequestRejectedException e => Problem(e.StatusCode, e.StatusCode switch
+            {
+                StatusCodes.Status413PayloadTooLarge => "Payload too large",
+                StatusCodes.Status415UnsupportedMediaType => "Unsupported media type",
+                _ => "Malformed request",
+            }, e.Message, e.Code),
         AccessDeniedException e => Problem(StatusCodes.Status403Forbidden, "Forbidden", e.Message, "forbidden"),
         BadHttpRequestException e => Problem(e.StatusCode, e.StatusCode == StatusCodes.Status400BadRequest ? "Malformed request" : "Bad request",
             e.InnerException is System.Text.Json.JsonException json ? $"{e.Message} {json.Message}" : e.Message,

@@ -23,6 +23,17 @@ internal readonly record struct Caller(string Subject, bool IsAdmin, bool IsGate
         }
     }
 
+    /// <summary>Admins, and a gateway for its own routes (the token's subject is the gateway id).</summary>
+    public void EnsureGatewayOrAdmin(string gatewayId)
+    {
+        if (!IsAdmin && !(IsGateway && string.Equals(Subject, gatewayId, StringComparison.Ordinal)))
+        {
+            throw new AccessDeniedException(IsGateway
+                ? $"Gateway '{Subject}' may only use the routes of its own gateway id, not '{gatewayId}'."
+                : $"Only gateway '{gatewayId}' (the '{Roles.Gateway}' role with that subject) or the '{Roles.Admin}' role may do this.");
+        }
+    }
+
     public void EnsureAdmin(string action)
     {
         if (!IsAdmin)

@@ -230,30 +230,45 @@ public sealed class GrainTests(SiloFixture fixture) : IClassFixture<SiloFixture>
     }
 
     [Fact]
-    public async Task Summaries_and_alerts_are_applied_once_per_item_id()
+    public async Task Summaries_and_alerts_are_applied_once_per_gateway_seq()
     {
         var userId = await RegisteredUser();
-        var device = silo.Grains.GetGrain<IDeviceGrain>(Ids.New("dev"));
+        var deviceId = Ids.New("dev");
+        var device = silo.Grains.GetGrain<IDeviceGrain>(deviceId);
         await device.Register(new RegisterDevice("r1", userId, "gw-1", "sensor", "TH-100"));
         var start = DateTimeOffset.UtcNow.AddMinutes(-2);
+        DeviceSummary Summary(long seq, DateTimeOffset from, double mean) =>
+            new($"gw-1:{deviceId}:{seq}", "gw-1", seq, from, from.AddMinutes(1), "temperature", 60, mean - 1, mean + 1, mean, 0.4, 0.1, 0, "v1");
+        DeviceAlert Alert(long seq, DateTimeOffset at, string kind) =>
+            new($"gw-1:{deviceId}:{seq}", "gw-1", seq, at, kind, 27, 0.97, 0.5, "v1", 1234);
 
-        var summary = new DeviceSummary("s-1", start, start.AddMinutes(1), 60, new Dictionary<string, double> { ["temperatureAvg"] = 21.5 });
+        var summary = Summary(1, start, 21.5);
         Assert.True(await device.ApplySummary(summary));
         Assert.False(await device.ApplySummary(summary));
-        var older = new DeviceSummary("s-0", start.AddMinutes(-1), start, 60, new Dictionary<string, double> { ["temperatureAvg"] = 19 });
-        Assert.True(await device.ApplySummary(older));
+        // A later seq with an older window is applied but does not replace the latest summary.
+        Assert.True(await device.ApplySummary(Summary(2, start.AddMinutes(-1), 19)));
 
-        Assert.True(await device.ApplyAlert(new DeviceAlert("a-1", start, AlertSeverity.Warning, "temp_high", "27 C")));
-        Assert.False(await device.ApplyAlert(new DeviceAlert("a-1", start, AlertSeverity.Warning, "temp_high", "27 C")));
-        Assert.True(await device.ApplyAlert(new DeviceAlert("a-2", start.AddSeconds(30), AlertSeverity.Critical, "temp_critical", null)));
+        Assert.True(await device.ApplyAlert(Alert(3, start, "temperature")));
+        Assert.False(await device.ApplyAlert(Alert(3, start, "temperature")));
+        Assert.True(await device.ApplyAlert(Alert(4, start.AddSeconds(30), "vibration")));
+        // At or below the highest applied seq is a duplicate, whatever the item.
+        Assert.False(await device.ApplyAlert(Alert(1, start.AddSeconds(40), "vibration")));
 
-        var notFinite = new DeviceSummary("s-nan", start, start.AddMinutes(1), 1, new Dictionary<string, double> { ["temperatureAvg"] = double.NaN });
-        Assert.Equal("invalid_metrics", (await Assert.ThrowsAsync<InvalidInputException>(() => device.ApplySummary(notFinite))).Code);
+        var notFinite = Summary(5, start, 21) with { Mean = double.NaN };
+        Assert.Equal("invalid_summary", (await Assert.ThrowsAsync<InvalidInputException>(() => device.ApplySummary(notFinite))).Code);
+        var otherGateway = Summary(6, start, 21) with { GatewayId = "gw-2", ItemId = $"gw-2:{deviceId}:6" };
+        Assert.Equal("device_of_another_gateway", (await Assert.ThrowsAsync<RuleViolationException>(() => device.ApplySummary(otherGateway))).Code);
 
         var view = await device.Get();
-        Assert.Equal("s-1", view.LatestSummary!.ItemId);
-        Assert.Equal(21.5, view.LatestSummary.Metrics["temperatureAvg"]);
-        Assert.Equal(new AlertCounters(2, 0, 1, 1, start.AddSeconds(30), "temp_critical"), view.Alerts);
+        Assert.Equal($"gw-1:{deviceId}:1", view.LatestSummary!.ItemId);
+        Assert.Equal(21.5, view.LatestSummary.Mean);
+        Assert.Equal(2, view.Alerts.Total);
+        Assert.Equal(1, view.Alerts.ByKind["temperature"]);
+        Assert.Equal(1, view.Alerts.ByKind["vibration"]);
+        Assert.Equal(start.AddSeconds(30), view.Alerts.LastAt);
+        Assert.Equal("vibration", view.Alerts.LastKind);
+        Assert.Equal(4, view.LatestAlert!.Seq);
+        Assert.Equal(4, view.HighestSeq["gw-1"]);
         Assert.Equal(DeviceConnection.Online, view.Connection);
     }
 }

@@ -18,6 +18,10 @@ public sealed class HostTests
         var paths = document["paths"]!.AsObject();
         Assert.Contains("/api/v1/orders/{orderId}/pay", paths.Select(p => p.Key));
         Assert.Contains("/api/v1/devices/{deviceId}/desired", paths.Select(p => p.Key));
+        Assert.Contains("/api/v1/gateways/{gatewayId}/uplink", paths.Select(p => p.Key));
+        Assert.Contains("/api/v1/gateways/{gatewayId}/desired", paths.Select(p => p.Key));
+        Assert.Contains("/api/v1/models/{name}/{version}", paths.Select(p => p.Key));
+        Assert.Contains("/api/v1/models/blobs/{sha256}", paths.Select(p => p.Key));
 
         using var docs = await anonymous.GetAsync("/docs/index.html");
         Assert.Equal(HttpStatusCode.OK, docs.StatusCode);

@@ -44,11 +44,11 @@ internal sealed class TestSilo : IAsyncDisposable
         return directory;
     }
 
-    public static async Task<TestSilo> StartAsync(string? dataDirectory = null, IReadOnlyDictionary<string, string>? settings = null)
+    public static async Task<TestSilo> StartAsync(string? dataDirectory = null, IReadOnlyDictionary<string, string>? settings = null, Action<IServiceCollection>? services = null)
     {
         var owns = dataDirectory is null;
         var directory = dataDirectory ?? NewDataDirectory();
-        var app = SiloApplication.Build(Arguments(directory, settings));
+        var app = SiloApplication.Build(Arguments(directory, settings), services);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestSilo(app, new Uri(address), directory, owns);

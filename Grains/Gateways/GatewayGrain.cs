@@ -1,0 +1,179 @@
+using CloudEdge.Runtime;
+
+namespace CloudEdge.Grains;
+
+public sealed class GatewayGrain : Grain, IGatewayGrain
+{
+    public const int MaxErrorLength = 1024;
+
+    private readonly IPersistentState<GatewayState> state;
+    private readonly TimeProvider time;
+
+    public GatewayGrain([PersistentState("gateway")] IPersistentState<GatewayState> state)
+    {
+        this.state = state;
+        time = ServiceProvider.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+    }
+
+    private string GatewayId => GrainId.Key;
+
+    private GatewayState S => state.State;
+
+    public Task<GatewayView> Get() =>
+        state.RecordExists
+            ? Task.FromResult(View())
+            : throw new EntityNotFoundException("gateway_not_found", $"Nothing is known about gateway '{GatewayId}': no device, uplink, desired or reported model.");
+
+    public async Task AttachDevice(string deviceId)
+    {
+        Identifiers.EnsureId(deviceId, "deviceId");
+        if (S.DeviceIds.Contains(deviceId, StringComparer.Ordinal))
+        {
+            return;
+        }
+
+        S.DeviceIds.Add(deviceId);
+        await state.WriteOrReloadAsync();
+    }
+
+    public async Task<IReadOnlyList<UplinkOutcome>> RecordUplink(GatewayUplink uplink)
+    {
+        ArgumentNullException.ThrowIfNull(uplink);
+        var outcomes = new List<UplinkOutcome>(uplink.Drops.Count);
+        long applied = 0, duplicates = 0, rejected = 0;
+        foreach (var drops in uplink.Drops)
+        {
+            var outcome = ApplyDrops(drops, uplink.ReceivedAt);
+            outcomes.Add(outcome);
+            switch (outcome.Status)
+            {
+                case UplinkStatus.Applied: applied++; break;
+                case UplinkStatus.Duplicate: duplicates++; break;
+                default: rejected++; break;
+            }
+        }
+
+        // Devices registered before gateways kept device lists, or whose registration stopped short of
+        // attaching, join the list when their items arrive.
+        foreach (var deviceId in uplink.DeviceIds)
+        {
+            if (Identifiers.IsValidId(deviceId) && !S.DeviceIds.Contains(deviceId, StringComparer.Ordinal))
+            {
+                S.DeviceIds.Add(deviceId);
+            }
+        }
+
+        S.Uplinks++;
+        S.LastUplinkAt = S.LastUplinkAt is { } last && last > uplink.ReceivedAt ? last : uplink.ReceivedAt;
+        S.Applied += uplink.Applied + applied;
+        S.Duplicates += uplink.Duplicates + duplicates;
+        S.Rejected += uplink.Rejected + rejected;
+        await state.WriteOrReloadAsync();
+        return outcomes;
+    }
+
+    private UplinkOutcome ApplyDrops(GatewayDrops drops, DateTimeOffset receivedAt)
+    {
+        if (drops.Seq < 1)
+        {
+            return UplinkOutcome.Rejected(drops.ItemId, "invalid_seq");
+        }
+
+        if (drops.Summaries < 0 || drops.Alerts < 0 || drops.Readings < 0
+            || (drops.Reason is { } reason && (reason.Length > DeviceRules.MaxKindLength || reason.Any(char.IsControl))))
+        {
+            return UplinkOutcome.Rejected(drops.ItemId, "invalid_drops");
+        }
+
+        if (drops.Seq <= S.HighestDropsSeq)
+        {
+            return UplinkOutcome.Duplicate(drops.ItemId);
+        }
+
+        S.HighestDropsSeq = drops.Seq;
+        S.DropReports++;
+        S.DroppedSummaries += drops.Summaries;
+        S.DroppedAlerts += drops.Alerts;
+        S.DroppedReadings += drops.Readings;
+        S.LastDropReason = drops.Reason ?? S.LastDropReason;
+        S.LastDropAt = receivedAt;
+        return UplinkOutcome.Applied(drops.ItemId);
+    }
+
+    public Task<GatewayDesired> GetDesired() => Task.FromResult(Desired());
+
+    public async Task<GatewayDesired> SetDesired(SetGatewayDesired command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        if (command.Model is { } model)
+        {
+            Identifiers.EnsureId(model.Name, "model.name");
+            Identifiers.EnsureId(model.Version, "model.version");
+            if (model.Sha256 is not { Length: 64 } || model.Size < 0)
+            {
+                throw new InvalidInputException("invalid_model", "model", "A desired model needs the sha256 and size of its bytes.");
+            }
+        }
+
+        if (command.ExpectedVersion is { } expected && expected != S.DesiredVersion)
+        {
+            throw new DomainConflictException("version_mismatch", $"The desired properties of gateway '{GatewayId}' are at version {S.DesiredVersion}, not {expected}.");
+        }
+
+        // Setting what is already desired changes nothing, so a retried PUT does not make agents reload.
+        if (Equals(command.Model, S.DesiredModel) && state.RecordExists)
+        {
+            return Desired();
+        }
+
+        S.DesiredModel = command.Model;
+        S.DesiredVersion++;
+        S.DesiredUpdatedAt = time.GetUtcNow();
+        await state.WriteOrReloadAsync();
+        return Desired();
+    }
+
+    public async Task<GatewayReported> SetReported(ReportGatewayModel command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        Identifiers.EnsureId(command.Name, "model.name");
+        Identifiers.EnsureId(command.Version, "model.version");
+        if (!Enum.IsDefined(command.Status))
+        {
+            throw new InvalidInputException("invalid_status", "model.status", "Unknown model status.");
+        }
+
+        if (command.Error is { Length: > MaxErrorLength })
+        {
+            throw new InvalidInputException("invalid_error", "model.error", $"An error message is at most {MaxErrorLength} characters.");
+        }
+
+        var reported = new ReportedModel(command.Name, command.Version, command.Status, command.Error);
+        if (reported != S.ReportedModel || !state.RecordExists)
+        {
+            S.ReportedModel = reported;
+            S.ReportedVersion++;
+        }
+
+        S.ReportedUpdatedAt = time.GetUtcNow();
+        await state.WriteOrReloadAsync();
+        return Reported();
+    }
+
+    private GatewayDesired Desired() => new(S.DesiredVersion, S.DesiredModel, S.DesiredUpdatedAt);
+
+    private GatewayReported Reported() => new(S.ReportedVersion, S.ReportedModel, S.ReportedUpdatedAt);
+
+    private GatewayView View() => new(
+        GatewayId,
+        [.. S.DeviceIds],
+        new GatewayHealth(
+            S.LastUplinkAt,
+            S.Uplinks,
+            S.Applied,
+            S.Duplicates,
+            S.Rejected,
+            new DropCounters(S.DropReports, S.DroppedSummaries, S.DroppedAlerts, S.DroppedReadings, S.LastDropReason, S.LastDropAt)),
+        Desired(),
+        Reported());
+}
