@@ -201,12 +201,12 @@ public sealed class ProtocolFlowTests
         {
             for (var i = 0; i < 4; i++)
             {
-                await Wait.UntilAsync(() => time.ArmedTimers == 1, "the keep-alive timer");
+                await Wait.UntilAsync(() => time.ActiveTimerCount == 1, "the keep-alive timer");
                 time.Advance(TimeSpan.FromMilliseconds(500));
             }
             await session.ReadAsync<MqttPingReqPacket>();
             await session.SendAsync(MqttPingRespPacket.Instance);
-            await Wait.UntilAsync(() => time.ArmedTimers == 1, "the keep-alive timer");
+            await Wait.UntilAsync(() => time.ActiveTimerCount == 1, "the keep-alive timer");
         }
         Assert.True(client.IsConnected);
     }

@@ -182,14 +182,14 @@ public sealed class ResilienceTests
         var disconnected = new TaskCompletionSource<MqttDisconnectedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
         device.Disconnected += (_, e) => disconnected.TrySetResult(e);
         await device.ConnectAsync();
-        await Wait.UntilAsync(() => time.ArmedTimers == 1, "the keep-alive timer");
+        await Wait.UntilAsync(() => time.ActiveTimerCount == 1, "the keep-alive timer");
 
         proxy.Stall();
         // The keep-alive loop ticks every second (keep-alive / 8); 11 ticks of silence are tolerated.
         for (var second = 1; second <= 11; second++)
         {
             time.Advance(TimeSpan.FromSeconds(1));
-            await Wait.UntilAsync(() => time.ArmedTimers == 1, $"the keep-alive timer re-armed after {second} s");
+            await Wait.UntilAsync(() => time.ActiveTimerCount == 1, $"the keep-alive timer re-armed after {second} s");
             Assert.True(device.IsConnected, $"still connected after {second} s");
         }
         time.Advance(TimeSpan.FromSeconds(1));
