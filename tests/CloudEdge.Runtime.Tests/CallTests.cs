@@ -9,6 +9,14 @@ public sealed class CallTests
     private static string Key() => Guid.NewGuid().ToString("N");
 
     [Fact]
+    public async Task Static_members_of_a_grain_interface_are_not_grain_calls()
+    {
+        await using var silo = await TestSilo.StartAsync();
+        var key = IKeyedLookupGrain.KeyFor("tenant", "name");
+        Assert.Equal("tenant:name", await silo.Grains.GetGrain<IKeyedLookupGrain>(key).Describe());
+    }
+
+    [Fact]
     public async Task Exception_reaches_the_caller_with_type_and_message()
     {
         await using var silo = await TestSilo.StartAsync();
@@ -34,7 +42,7 @@ public sealed class CallTests
     [Fact]
     public async Task Timeout_follows_the_injected_clock()
     {
-        var time = new ManualTimeProvider();
+        var time = new ManualTimeProvider(fireTimersOnThreadPool: true);
         await using var silo = await TestSilo.StartAsync(options: o => o.ResponseTimeout = TimeSpan.FromSeconds(30), time: time);
         var call = silo.Grains.GetGrain<IEchoGrain>(Key()).Hang();
         Assert.NotSame(call, await Task.WhenAny(call, Task.Delay(200)));

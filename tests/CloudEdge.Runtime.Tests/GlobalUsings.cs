@@ -1,1 +1,2 @@
 global using CloudEdge.Runtime.Hosting;
+global using CloudEdge.Testing;

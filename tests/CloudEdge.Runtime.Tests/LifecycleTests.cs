@@ -10,7 +10,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Idle_activation_is_collected_by_age_on_the_clock_and_reactivates_with_its_state()
     {
-        var time = new ManualTimeProvider();
+        var time = new ManualTimeProvider(fireTimersOnThreadPool: true);
         await using var silo = await TestSilo.StartAsync(s => s.AddMemoryGrainStorage(), o =>
         {
             o.CollectionAge = TimeSpan.FromMinutes(2);
@@ -39,7 +39,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task DelayDeactivation_keeps_an_idle_activation_alive()
     {
-        var time = new ManualTimeProvider();
+        var time = new ManualTimeProvider(fireTimersOnThreadPool: true);
         await using var silo = await TestSilo.StartAsync(o => { }, o =>
         {
             o.CollectionAge = TimeSpan.FromMinutes(1);
@@ -123,7 +123,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Timer_ticks_as_grain_turns_on_the_clock_and_stops_when_disposed()
     {
-        var time = new ManualTimeProvider();
+        var time = new ManualTimeProvider(fireTimersOnThreadPool: true);
         await using var silo = await TestSilo.StartAsync(time: time);
         var key = Guid.NewGuid();
         var grain = silo.Grains.GetGrain<ITimerGrain>(key);
@@ -149,7 +149,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Timers_stop_when_their_activation_deactivates()
     {
-        var time = new ManualTimeProvider();
+        var time = new ManualTimeProvider(fireTimersOnThreadPool: true);
         await using var silo = await TestSilo.StartAsync(time: time);
         var runtime = (SiloRuntime)silo.Services.GetService(typeof(SiloRuntime))!;
         var grain = silo.Grains.GetGrain<ITimerGrain>(Guid.NewGuid());
@@ -176,7 +176,7 @@ public sealed class LifecycleTests
     [InlineData(false)]
     public async Task Timer_ticks_interleave_with_a_waiting_turn_only_when_asked_to(bool interleave)
     {
-        var time = new ManualTimeProvider();
+        var time = new ManualTimeProvider(fireTimersOnThreadPool: true);
         await using var silo = await TestSilo.StartAsync(time: time);
         var key = Guid.NewGuid();
         var grain = silo.Grains.GetGrain<ITimerGrain>(key);

@@ -9,7 +9,7 @@ public sealed class ReminderTests
     public async Task Sqlite_reminder_fires_after_a_restart_and_activates_the_grain()
     {
         using var directory = new TempDirectory();
-        var time = new ManualTimeProvider();
+        var time = new ManualTimeProvider(fireTimersOnThreadPool: true);
         var key = Guid.NewGuid().ToString("N");
         void Configure(ISiloBuilder s) => s.UseSqliteReminderService(o => o.DataDirectory = directory.Path);
 
@@ -34,7 +34,7 @@ public sealed class ReminderTests
     public async Task A_reminder_written_to_the_table_by_someone_else_is_picked_up_by_the_refresh()
     {
         using var directory = new TempDirectory();
-        var time = new ManualTimeProvider();
+        var time = new ManualTimeProvider(fireTimersOnThreadPool: true);
         var key = Guid.NewGuid().ToString("N");
         await using var silo = await TestSilo.StartAsync(s => s.UseSqliteReminderService(o => o.DataDirectory = directory.Path), time: time);
 
@@ -53,7 +53,7 @@ public sealed class ReminderTests
     [Fact]
     public async Task In_memory_reminder_ticks_periodically_and_can_be_listed()
     {
-        var time = new ManualTimeProvider();
+        var time = new ManualTimeProvider(fireTimersOnThreadPool: true);
         var key = Guid.NewGuid().ToString("N");
         await using var silo = await TestSilo.StartAsync(s => s.UseInMemoryReminderService(), time: time);
         await silo.Grains.GetGrain<IReminderGrain>(key).Register(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));

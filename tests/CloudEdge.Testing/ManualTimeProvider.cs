@@ -4,16 +4,22 @@ namespace CloudEdge.Testing;
 /// A clock that moves only when the test says so (Microsoft.Extensions.TimeProvider.Testing does not
 /// restore here). <see cref="Advance"/> fires due timers in due order, each with the clock set to its
 /// due time, and runs their callbacks outside the lock so a callback may create or change timers.
+/// Callbacks run inline in <see cref="Advance"/> by default; code under test whose callbacks block on work
+/// that the test thread must drive (a grain turn, say) asks for them on the thread pool instead.
 /// </summary>
 public sealed class ManualTimeProvider : TimeProvider
 {
     private readonly Lock gate = new();
     private readonly List<ManualTimer> timers = [];
     private readonly DateTimeOffset origin;
+    private readonly bool fireTimersOnThreadPool;
     private long elapsedTicks;
 
-    public ManualTimeProvider(DateTimeOffset? start = null) =>
+    public ManualTimeProvider(DateTimeOffset? start = null, bool fireTimersOnThreadPool = false)
+    {
         origin = start ?? new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        this.fireTimersOnThreadPool = fireTimersOnThreadPool;
+    }
 
     public override long TimestampFrequency => TimeSpan.TicksPerSecond;
 
@@ -86,7 +92,15 @@ public sealed class ManualTimeProvider : TimeProvider
                 }
             }
 
-            next.Fire();
+            if (fireTimersOnThreadPool)
+            {
+                var timer = next;
+                ThreadPool.UnsafeQueueUserWorkItem(_ => timer.Fire(), null);
+            }
+            else
+            {
+                next.Fire();
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Text.Json;
@@ -91,7 +92,7 @@ internal sealed class MessageCodec(GrainJson json, GrainFactory factory)
 
     private static MethodDescriptor FindMethod(Type grainInterface, int methodId) =>
         grainInterface.GetInterfaces().Append(grainInterface)
-            .SelectMany(i => i.GetMethods())
+            .SelectMany(i => i.GetMethods(BindingFlags.Public | BindingFlags.Instance))
             .Select(MethodDescriptor.Get)
             .FirstOrDefault(d => d.MethodId == methodId)
         ?? throw new JsonException($"{grainInterface.Name} has no method with id {methodId}.");

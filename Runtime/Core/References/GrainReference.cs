@@ -72,7 +72,7 @@ public class GrainReference : DispatchProxy, IGrainIdentity
                 throw new ArgumentException($"Grain interface {type.Name} declares properties; grain interfaces may only declare methods returning Task or ValueTask.");
             }
 
-            foreach (var method in type.GetMethods())
+            foreach (var method in type.GetMethods(BindingFlags.Public | BindingFlags.Instance))
             {
                 MethodDescriptor.Get(method);
             }

@@ -396,3 +396,16 @@ public sealed class GreeterGrain(GreetingService service, IGrainContext context)
 {
     public Task<string> Greet() => Task.FromResult(service.Greet(context.GrainId.ToString()));
 }
+
+/// <summary>A grain interface may carry static members (key builders, constants): they are not grain calls.</summary>
+public interface IKeyedLookupGrain : IGrainWithStringKey
+{
+    static string KeyFor(string tenant, string name) => $"{tenant}:{name}";
+
+    Task<string> Describe();
+}
+
+public sealed class KeyedLookupGrain : Grain, IKeyedLookupGrain
+{
+    public Task<string> Describe() => Task.FromResult(this.GetPrimaryKeyString());
+}
