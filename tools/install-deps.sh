@@ -12,6 +12,7 @@ apt_packages=(
   libonnx-testdata                   # ONNX backend conformance data
   docker-compose                     # static check of docker-compose.yml
   openssl                            # test certificates
+  wrk                                # HTTP load generator for bench/CloudEdge.Bench.Http
 )
 missing=()
 for p in "${apt_packages[@]}"; do
