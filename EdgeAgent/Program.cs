@@ -1,1 +1,3 @@
-Console.WriteLine("CloudEdge edge agent: not yet composed");
+using CloudEdge.EdgeAgent;
+
+await EdgeAgentHost.Build(args).RunAsync();

@@ -1,0 +1,187 @@
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using CloudEdge.EdgePipeline;
+using CloudEdge.Mqtt.Broker;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using OpenTelemetry;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace CloudEdge.EdgeAgent;
+
+/// <summary>
+/// Composes the edge agent: configuration (appsettings.json, --config file, environment, flags), the embedded
+/// broker on its Kestrel listeners, the pipeline, uplink and OTA services, logs and OTLP telemetry.
+/// </summary>
+public static class EdgeAgentHost
+{
+    /// <summary>Short flags for the common settings; anything else as --EdgeAgent:Section:Key=value.</summary>
+    internal static readonly Dictionary<string, string> Flags = new()
+    {
+        ["--gateway-id"] = "EdgeAgent:GatewayId",
+        ["--silo-url"] = "EdgeAgent:Uplink:SiloUrl",
+        ["--token"] = "EdgeAgent:Uplink:Token",
+        ["--token-file"] = "EdgeAgent:Uplink:TokenFile",
+        ["--silo-ca"] = "EdgeAgent:Uplink:TrustedCaFile",
+        ["--data-dir"] = "EdgeAgent:DataDirectory",
+        ["--model-dir"] = "EdgeAgent:ModelDirectory",
+        ["--mqtt-port"] = "EdgeAgent:Broker:TcpPort",
+        ["--mqtts-port"] = "EdgeAgent:Broker:TlsPort",
+        ["--listen"] = "EdgeAgent:Broker:ListenAddress",
+        ["--tls-cert"] = "EdgeAgent:Broker:CertificateFile",
+        ["--tls-key"] = "EdgeAgent:Broker:CertificateKeyFile",
+        ["--users-file"] = "EdgeAgent:Broker:UsersFile",
+        ["--acl-file"] = "EdgeAgent:Broker:AclFile",
+        ["--window"] = "EdgeAgent:WindowLength",
+        ["--config"] = "EdgeAgent:ConfigFile",
+    };
+
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddCommandLine(args, Flags);
+        if (builder.Configuration["EdgeAgent:ConfigFile"] is { Length: > 0 } configFile)
+        {
+            // The --config file overrides appsettings.json; environment variables and flags still override it.
+            builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false, reloadOnChange: false);
+            builder.Configuration.AddEnvironmentVariables();
+            builder.Configuration.AddCommandLine(args, Flags);
+        }
+        ResolveModelDirectory(builder.Configuration);
+
+        builder.Logging.ClearProviders();
+        builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+        });
+
+        var broker = builder.Configuration.GetSection("EdgeAgent:Broker").Get<BrokerSettings>() ?? new BrokerSettings();
+        builder.Services.AddMqttBroker(o => ConfigureBroker(o, broker));
+        builder.Services.AddEdgePipeline(builder.Configuration);
+        builder.Services.AddSingleton(sp => OtlpExport.Create(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<ILogger<OtlpExport>>()));
+        builder.Services.AddHostedService<OtlpExportStarter>();
+        builder.WebHost.ConfigureKestrel(kestrel => ConfigureListeners(kestrel, broker));
+        return builder.Build();
+    }
+
+    private static void ResolveModelDirectory(ConfigurationManager configuration)
+    {
+        // A relative model folder that is not under the working directory is looked up beside the agent (the shipped v1).
+        var configured = configuration["EdgeAgent:ModelDirectory"] ?? Path.Combine("models", "anomaly", "v1");
+        if (!Path.IsPathRooted(configured) && !Directory.Exists(configured))
+        {
+            configuration["EdgeAgent:ModelDirectory"] = Path.Combine(AppContext.BaseDirectory, configured);
+        }
+    }
+
+    private static void ConfigureBroker(MqttBrokerOptions options, BrokerSettings settings)
+    {
+        options.AllowAnonymous = settings.AllowAnonymous;
+        if (settings.UsersFile is { } users) MqttBrokerFiles.LoadUsers(users, options);
+        foreach (var (user, hash) in settings.Users) options.Users[user] = hash;
+        if (settings.AclFile is { } acl)
+        {
+            MqttBrokerFiles.LoadAcl(acl, options);
+        }
+        else
+        {
+            // Default: a device (its user name is its device id) may publish and subscribe only under devices/{id}/.
+            options.AclRules.Add(new MqttAclRule { Access = MqttAclAccess.PublishAndSubscribe, Topic = "devices/{username}/#" });
+        }
+    }
+
+    private static void ConfigureListeners(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions kestrel, BrokerSettings settings)
+    {
+        var address = IPAddress.Parse(settings.ListenAddress);
+        if (settings.TcpPort is > 0 and var tcp) kestrel.Listen(address, tcp, l => l.UseMqtt());
+        if (settings.TlsPort is > 0 and var tlsPort)
+        {
+            var certificate = LoadCertificate(settings);
+            X509Certificate2Collection? authorities = null;
+            if (settings.ClientCaFile is { } caFile)
+            {
+                authorities = [];
+                authorities.ImportFromPemFile(caFile);
+            }
+            kestrel.Listen(address, tlsPort, l =>
+            {
+                l.UseHttps(new HttpsConnectionAdapterOptions
+                {
+                    ServerCertificate = certificate,
+                    ClientCertificateMode = authorities is null ? ClientCertificateMode.NoCertificate : ClientCertificateMode.AllowCertificate,
+                    ClientCertificateValidation = (cert, _, _) => authorities is not null && ValidateClient(cert, authorities),
+                });
+                l.UseMqtt();
+            });
+        }
+    }
+
+    private static X509Certificate2 LoadCertificate(BrokerSettings settings)
+    {
+        var file = settings.CertificateFile ?? throw new InvalidOperationException("EdgeAgent:Broker:TlsPort needs EdgeAgent:Broker:CertificateFile.");
+        return settings.CertificateKeyFile is { } key
+            ? X509Certificate2.CreateFromPemFile(file, key)
+            : X509CertificateLoader.LoadPkcs12FromFile(file, settings.CertificatePassword);
+    }
+
+    private static bool ValidateClient(X509Certificate2 certificate, X509Certificate2Collection authorities)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.2"));
+        return chain.Build(certificate);
+    }
+}
+
+/// <summary>OpenTelemetry traces and metrics over OTLP when an endpoint is configured (Telemetry:OtlpEndpoint or OTEL_EXPORTER_OTLP_ENDPOINT).</summary>
+internal sealed class OtlpExport(TracerProvider? tracing, MeterProvider? metrics) : IDisposable
+{
+    private static readonly string[] Sources = [EdgeTelemetry.Name, "CloudEdge.Mqtt.Broker", "CloudEdge.Onnx", "System.Net.Http"];
+    private static readonly string[] Meters = [EdgeTelemetry.Name, "CloudEdge.Mqtt", "CloudEdge.Onnx", "System.Net.Http", "Microsoft.AspNetCore.Server.Kestrel"];
+
+    public bool Enabled => tracing is not null;
+
+    public static OtlpExport Create(IConfiguration configuration, ILogger logger)
+    {
+        var endpoint = configuration["Telemetry:OtlpEndpoint"] ?? configuration["OTEL_EXPORTER_OTLP_ENDPOINT"];
+        if (string.IsNullOrWhiteSpace(endpoint)) return new OtlpExport(null, null);
+        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri)) throw new InvalidOperationException($"The OTLP endpoint '{endpoint}' is not an absolute URI.");
+        var protocol = string.Equals(configuration["Telemetry:OtlpProtocol"] ?? configuration["OTEL_EXPORTER_OTLP_PROTOCOL"], "grpc", StringComparison.OrdinalIgnoreCase)
+            ? OtlpExportProtocol.Grpc
+            : OtlpExportProtocol.HttpProtobuf;
+        var resource = ResourceBuilder.CreateDefault().AddService(configuration["Telemetry:ServiceName"] ?? "cloudedge-edge-agent",
+            serviceInstanceId: configuration["EdgeAgent:GatewayId"]);
+        Uri Signal(string path) => protocol == OtlpExportProtocol.Grpc ? uri : new Uri(uri, path);
+        var tracing = Sdk.CreateTracerProviderBuilder().SetResourceBuilder(resource).AddSource(Sources)
+            .AddOtlpExporter(o => { o.Endpoint = Signal("v1/traces"); o.Protocol = protocol; }).Build();
+        var metrics = Sdk.CreateMeterProviderBuilder().SetResourceBuilder(resource).AddMeter(Meters)
+            .AddOtlpExporter(o => { o.Endpoint = Signal("v1/metrics"); o.Protocol = protocol; }).Build();
+        logger.LogInformation("Exporting traces and metrics over OTLP ({Protocol}) to {Endpoint}", protocol, uri);
+        return new OtlpExport(tracing, metrics);
+    }
+
+    public void Dispose()
+    {
+        tracing?.Dispose();
+        metrics?.Dispose();
+    }
+}
+
+/// <summary>Builds the OTLP providers at start (so the first reading is traced); the container disposes and flushes them.</summary>
+internal sealed class OtlpExportStarter(OtlpExport export, ILogger<OtlpExportStarter> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!export.Enabled) logger.LogInformation("No OTLP endpoint configured: traces and metrics are not exported");
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,267 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Compression;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using CloudEdge.EdgePipeline.Outbox;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Polly.Timeout;
+
+namespace CloudEdge.EdgePipeline.Uplink;
+
+/// <summary>What one uplink attempt achieved.</summary>
+internal enum UplinkOutcome
+{
+    Idle,
+    Sent,
+    Failed,
+}
+
+/// <summary>
+/// Sends the outbox to the Silo (docs/uplink.md): oldest items first, so each device's items go in seq order;
+/// gzip JSON batches with the gateway's bearer token and a <c>traceparent</c> per request; retries with jittered
+/// exponential backoff and a circuit breaker (Polly). Items leave the outbox only when the Silo acknowledged them
+/// (applied or duplicate); rejected ones go to the dead-letter table. A backlog drains at a bounded rate.
+/// </summary>
+public sealed class UplinkSender : BackgroundService
+{
+    private const int MaxLinks = 32;
+
+    private readonly SiloHttp _http;
+    private readonly OutboxStore _outbox;
+    private readonly UplinkOptions _options;
+    private readonly EdgeTelemetry _telemetry;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ResiliencePipeline<HttpResponseMessage> _resilience;
+    private int _batchLimit;
+
+    internal UplinkSender(SiloHttp http, OutboxStore outbox, UplinkOptions options, EdgeTelemetry telemetry, TimeProvider time, ILogger<UplinkSender>? logger = null)
+    {
+        _http = http;
+        _outbox = outbox;
+        _options = options;
+        _telemetry = telemetry;
+        _time = time;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+        _batchLimit = Math.Clamp(options.MaxBatchItems, 1, 1000);
+        var transient = new PredicateBuilder<HttpResponseMessage>()
+            .Handle<HttpRequestException>()
+            .Handle<TimeoutRejectedException>()
+            .HandleResult(r => r.StatusCode is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests || (int)r.StatusCode >= 500);
+        _resilience = new ResiliencePipelineBuilder<HttpResponseMessage> { TimeProvider = time }
+            .AddRetry(new RetryStrategyOptions<HttpResponseMessage>
+            {
+                ShouldHandle = transient,
+                MaxRetryAttempts = options.MaxRetryAttempts,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = options.RetryBaseDelay,
+                MaxDelay = options.RetryMaxDelay,
+                // 429 and 503 may say when to come back.
+                DelayGenerator = args => new ValueTask<TimeSpan?>(args.Outcome.Result?.Headers.RetryAfter is { } retryAfter
+                    ? retryAfter.Delta ?? (retryAfter.Date is { } date ? date - time.GetUtcNow() : null)
+                    : null),
+                OnRetry = args =>
+                {
+                    _logger.LogWarning("Uplink attempt {Attempt} failed ({Outcome}); retrying in {Delay}", args.AttemptNumber + 1,
+                        args.Outcome.Exception?.GetType().Name ?? ((int?)args.Outcome.Result?.StatusCode)?.ToString(), args.RetryDelay);
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions<HttpResponseMessage>
+            {
+                ShouldHandle = transient,
+                FailureRatio = 0.5,
+                MinimumThroughput = 4,
+                SamplingDuration = TimeSpan.FromSeconds(60),
+                BreakDuration = options.BreakDuration < TimeSpan.FromSeconds(0.5) ? TimeSpan.FromSeconds(0.5) : options.BreakDuration, // Polly's minimum
+                OnOpened = args =>
+                {
+                    _logger.LogWarning("Uplink circuit open for {Duration}: the Silo keeps failing", args.BreakDuration);
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .AddTimeout(options.RequestTimeout)
+            .Build();
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var (outcome, count) = await SendOnceAsync(stoppingToken).ConfigureAwait(false);
+                switch (outcome)
+                {
+                    case UplinkOutcome.Idle:
+                        await _outbox.WaitForItemsAsync(TimeSpan.FromSeconds(30), stoppingToken).ConfigureAwait(false);
+                        await Task.Delay(_options.BatchDelay, _time, stoppingToken).ConfigureAwait(false);
+                        break;
+                    case UplinkOutcome.Sent:
+                        // Bounded drain: a backlog after an outage goes out at MaxItemsPerSecond, not all at once.
+                        await Task.Delay(TimeSpan.FromSeconds((double)count / Math.Max(1, _options.MaxItemsPerSecond)), _time, stoppingToken).ConfigureAwait(false);
+                        break;
+                    default:
+                        await Task.Delay(_options.OutageDelay, _time, stoppingToken).ConfigureAwait(false);
+                        break;
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "Uplink loop failed; retrying");
+                await Task.Delay(_options.OutageDelay, _time, stoppingToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Sends the oldest batch once (with the retry/breaker pipeline) and applies the Silo's answer.</summary>
+    internal async Task<(UplinkOutcome Outcome, int Count)> SendOnceAsync(CancellationToken cancellationToken)
+    {
+        var batch = _outbox.ReadBatch(_batchLimit, _options.MaxBatchBytes);
+        if (batch.Count == 0) return (UplinkOutcome.Idle, 0);
+
+        var links = batch.Where(i => i.TraceParent is not null).Take(MaxLinks)
+            .Select(i => ActivityContext.TryParse(i.TraceParent, null, out var c) ? new ActivityLink(c) : default)
+            .Where(l => l.Context != default).ToList();
+        using var span = EdgeTelemetry.Source.StartActivity("edge.uplink.batch", ActivityKind.Client, new ActivityContext(), links: links);
+        span?.SetTag("cloudedge.uplink.items", batch.Count);
+        var traceParent = span?.Id ?? TelemetryPipeline.NewTraceParent();
+        var body = Compress(Serialize(batch));
+        HttpResponseMessage response;
+        try
+        {
+            response = await _resilience.ExecuteAsync(async token =>
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, _http.GatewayPath("uplink"));
+                request.Headers.Authorization = _http.Authorization();
+                request.Headers.TryAddWithoutValidation("traceparent", traceParent);
+                request.Content = new ByteArrayContent(body);
+                request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                request.Content.Headers.ContentEncoding.Add("gzip");
+                return await _http.Client.SendAsync(request, token).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or BrokenCircuitException or TimeoutRejectedException or IOException
+                                  || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            span?.SetStatus(ActivityStatusCode.Error, e.GetType().Name);
+            _telemetry.UplinkRequests.Add(1, new KeyValuePair<string, object?>("outcome", "unreachable"));
+            _logger.LogWarning("Uplink of {Count} items failed: {Error}; they stay in the outbox", batch.Count, e.Message);
+            return (UplinkOutcome.Failed, 0);
+        }
+
+        using (response)
+        {
+            span?.SetTag("http.response.status_code", (int)response.StatusCode);
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                var results = await ReadResultsAsync(response, cancellationToken).ConfigureAwait(false);
+                Apply(batch, results);
+                _telemetry.UplinkRequests.Add(1, new KeyValuePair<string, object?>("outcome", "ok"));
+                _batchLimit = Math.Min(Math.Clamp(_options.MaxBatchItems, 1, 1000), _batchLimit * 2);
+                return (UplinkOutcome.Sent, batch.Count);
+            }
+            span?.SetStatus(ActivityStatusCode.Error, ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            _telemetry.UplinkRequests.Add(1, new KeyValuePair<string, object?>("outcome", ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            var problem = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            if (response.StatusCode is HttpStatusCode.RequestEntityTooLarge or HttpStatusCode.BadRequest)
+            {
+                if (batch.Count > 1)
+                {
+                    // Find the offending item by halving; the others go through.
+                    _batchLimit = Math.Max(1, batch.Count / 2);
+                    _logger.LogWarning("Silo answered {Status} to {Count} items; retrying with batches of {Limit}", (int)response.StatusCode, batch.Count, _batchLimit);
+                    return (UplinkOutcome.Sent, 0);
+                }
+                _outbox.DeadLetter([(batch[0], response.StatusCode == HttpStatusCode.BadRequest ? "malformed" : "too_large")], _http.GatewayId, _time.GetUtcNow());
+                return (UplinkOutcome.Sent, 1);
+            }
+            _logger.LogError("Silo answered {Status} to the uplink: {Problem}", (int)response.StatusCode, problem);
+            return (UplinkOutcome.Failed, 0);
+        }
+    }
+
+    private void Apply(List<OutboxItem> batch, Dictionary<string, (string Status, string? Code)> results)
+    {
+        var acknowledged = new List<OutboxItem>(batch.Count);
+        var rejected = new List<(OutboxItem, string)>();
+        foreach (var item in batch)
+        {
+            if (!results.TryGetValue(item.ItemId(_http.GatewayId), out var result)) continue; // not answered: stays, sent again
+            switch (result.Status)
+            {
+                case "applied":
+                case "duplicate":
+                    acknowledged.Add(item);
+                    _telemetry.UplinkItems.Add(1, new KeyValuePair<string, object?>("status", result.Status));
+                    break;
+                case "rejected":
+                    rejected.Add((item, result.Code ?? "rejected"));
+                    _telemetry.UplinkItems.Add(1, new KeyValuePair<string, object?>("status", "rejected"));
+                    break;
+            }
+        }
+        _outbox.Acknowledge(acknowledged);
+        _outbox.DeadLetter(rejected, _http.GatewayId, _time.GetUtcNow());
+    }
+
+    private byte[] Serialize(List<OutboxItem> batch)
+    {
+        var buffer = new ArrayBufferWriter<byte>(batch.Sum(i => i.Bytes) + 64);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteStartArray("items");
+            foreach (var item in batch)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("id", item.ItemId(_http.GatewayId));
+                writer.WriteString("type", item.Type);
+                if (item.DeviceId is not null) writer.WriteString("deviceId", item.DeviceId);
+                writer.WriteNumber("seq", item.Seq);
+                if (item.TraceParent is not null) writer.WriteString("traceparent", item.TraceParent);
+                writer.WritePropertyName(item.Type);
+                writer.WriteRawValue(item.Body, skipInputValidation: true);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static byte[] Compress(byte[] json)
+    {
+        using var output = new MemoryStream(json.Length / 4 + 64);
+        using (var gzip = new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true)) gzip.Write(json);
+        return output.ToArray();
+    }
+
+    private static async Task<Dictionary<string, (string, string?)>> ReadResultsAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var results = new Dictionary<string, (string, string?)>(StringComparer.Ordinal);
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        using var document = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (!document.RootElement.TryGetProperty("results", out var array) || array.ValueKind != JsonValueKind.Array) return results;
+        foreach (var result in array.EnumerateArray())
+        {
+            if (result.TryGetProperty("id", out var id) && id.GetString() is { } key && result.TryGetProperty("status", out var status))
+            {
+                results[key] = (status.GetString() ?? "", result.TryGetProperty("code", out var code) ? code.GetString() : null);
+            }
+        }
+        return results;
+    }
+}

@@ -1,0 +1,200 @@
+using System.Text.Json;
+using CloudEdge.EdgePipeline;
+using CloudEdge.EdgePipeline.Inference;
+using CloudEdge.EdgePipeline.Ingest;
+using CloudEdge.EdgePipeline.Outbox;
+using CloudEdge.Onnx;
+
+namespace CloudEdge.EdgeAgent.Tests;
+
+/// <summary>A TimeProvider the test moves by hand (Microsoft.Extensions.TimeProvider.Testing does not restore here).</summary>
+internal sealed class ManualTimeProvider : TimeProvider
+{
+    private readonly Lock _gate = new();
+    private readonly List<ManualTimer> _timers = [];
+    private DateTimeOffset _now;
+
+    public ManualTimeProvider(DateTimeOffset? start = null) => _now = start ?? new DateTimeOffset(2026, 11, 21, 18, 0, 0, TimeSpan.Zero);
+
+    public override DateTimeOffset GetUtcNow()
+    {
+        lock (_gate) return _now;
+    }
+
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+    public override long GetTimestamp()
+    {
+        lock (_gate) return _now.UtcTicks;
+    }
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        var timer = new ManualTimer(this, callback, state);
+        timer.Change(dueTime, period);
+        return timer;
+    }
+
+    /// <summary>Moves the clock forward, firing due timers in order (each at its due time).</summary>
+    public void Advance(TimeSpan by)
+    {
+        DateTimeOffset target;
+        lock (_gate) target = _now + by;
+        while (true)
+        {
+            ManualTimer? next = null;
+            lock (_gate)
+            {
+                foreach (var t in _timers)
+                {
+                    if (t.DueAt is { } due && due <= target && (next is null || due < next.DueAt)) next = t;
+                }
+                if (next is null)
+                {
+                    _now = target;
+                    return;
+                }
+                _now = next.DueAt!.Value;
+                next.DueAt = next.Period > TimeSpan.Zero ? _now + next.Period : null;
+            }
+            next.Fire();
+        }
+    }
+
+    private sealed class ManualTimer(ManualTimeProvider owner, TimerCallback callback, object? state) : ITimer
+    {
+        public DateTimeOffset? DueAt { get; set; }
+        public TimeSpan Period { get; private set; }
+
+        public void Fire() => callback(state);
+
+        public bool Change(TimeSpan dueTime, TimeSpan period)
+        {
+            lock (owner._gate)
+            {
+                if (!owner._timers.Contains(this)) owner._timers.Add(this);
+                Period = period == Timeout.InfiniteTimeSpan ? TimeSpan.Zero : period;
+                DueAt = dueTime == Timeout.InfiniteTimeSpan ? null : owner._now + dueTime;
+            }
+            return true;
+        }
+
+        public void Dispose()
+        {
+            lock (owner._gate) owner._timers.Remove(this);
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
+
+/// <summary>A private directory under the temp folder, deleted at the end.</summary>
+internal sealed class TempDirectory : IDisposable
+{
+    public TempDirectory() => Directory.CreateDirectory(Path);
+
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "cloudedge-edge-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>One ONNX Runtime environment for the whole test assembly, as in a real process.</summary>
+public sealed class OrtFixture : IDisposable
+{
+    public OrtEnvironment Environment { get; } = OrtEnvironment.Create(new OrtEnvironmentOptions { LogLevel = OnnxLogLevel.Fatal });
+
+    public void Dispose() => Environment.Dispose();
+}
+
+[CollectionDefinition(Name)]
+public sealed class OrtCollection : ICollectionFixture<OrtFixture>
+{
+    public const string Name = "ONNX Runtime";
+}
+
+internal static class ModelFiles
+{
+    public static string Directory(string version) => Path.Combine(AppContext.BaseDirectory, "models", "anomaly", version);
+
+    public static JsonElement Samples(string version) => JsonDocument.Parse(File.ReadAllText(Path.Combine(Directory(version), "samples.json"))).RootElement;
+
+    public static ModelManifest Manifest(string version) => ModelManifest.Parse(File.ReadAllText(Path.Combine(Directory(version), "manifest.json")));
+}
+
+internal static class Wait
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    public static async Task UntilAsync(Func<bool> condition, string what, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? Timeout);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Timed out waiting for {what}.");
+            await Task.Delay(20);
+        }
+    }
+}
+
+/// <summary>The real pipeline (SQLite in a temp folder, the committed model in ONNX Runtime) on a manual clock.</summary>
+internal sealed class PipelineHarness : IAsyncDisposable
+{
+    private PipelineHarness(string dataDirectory, OrtEnvironment ort, ManualTimeProvider time, EdgePipelineOptions options, OutboxOptions outboxOptions, string modelVersion)
+    {
+        DataDirectory = dataDirectory;
+        Time = time;
+        Options = options;
+        Telemetry = new EdgeTelemetry();
+        Outbox = new OutboxStore(dataDirectory, outboxOptions, Telemetry);
+        Models = new ModelSlot(AnomalyModel.LoadDirectory(ort, ModelFiles.Directory(modelVersion)));
+        Pipeline = new TelemetryPipeline(options, Outbox, Models, Telemetry, time);
+    }
+
+    public string DataDirectory { get; }
+    public ManualTimeProvider Time { get; }
+    public EdgePipelineOptions Options { get; }
+    public EdgeTelemetry Telemetry { get; }
+    public OutboxStore Outbox { get; }
+    public ModelSlot Models { get; }
+    public TelemetryPipeline Pipeline { get; }
+
+    public static async Task<PipelineHarness> StartAsync(string dataDirectory, OrtEnvironment ort, ManualTimeProvider time,
+        TimeSpan? window = null, OutboxOptions? outbox = null, string modelVersion = "v1", Action<EdgePipelineOptions>? configure = null, bool start = true)
+    {
+        var options = new EdgePipelineOptions
+        {
+            GatewayId = "gw-test",
+            DataDirectory = dataDirectory,
+            WindowLength = window ?? TimeSpan.FromMinutes(1),
+            TickInterval = TimeSpan.FromSeconds(1),
+        };
+        configure?.Invoke(options);
+        var harness = new PipelineHarness(dataDirectory, ort, time, options, outbox ?? new OutboxOptions(), modelVersion);
+        if (start) await harness.Pipeline.StartAsync(CancellationToken.None);
+        return harness;
+    }
+
+    public static SensorReading Reading(string device, SensorKind kind, double value, long seq, DateTimeOffset ts, string? traceParent = null) =>
+        new(device, kind, value, ts, seq, traceParent, null);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Pipeline.DisposeAsync();
+        Models.Dispose();
+        Outbox.Dispose();
+        Telemetry.Dispose();
+    }
+}
