@@ -9,6 +9,12 @@ using Microsoft.Extensions.Logging;
 
 // In-silo grain call throughput and latency, against baselines measured in the same run:
 // a direct interface call on the same grain logic, and a Channel round trip to one consumer per grain.
+if (args.Contains("--streams"))
+{
+    await StreamsBenchmark.RunAsync(Argument("--events", 200_000), Argument("--batch", 500), Argument("--singles", 5_000), Argument("--rounds", 3));
+    return;
+}
+
 var grains = Argument("--grains", 10_000);
 var callers = Argument("--callers", 1_000);
 var seconds = Argument("--seconds", 3);
