@@ -77,9 +77,9 @@ public sealed class TelemetryTests : IDisposable
             await device.PublishReadingAsync(deviceId, reading with { Sequence = ++seq });
             await Task.WhenAny(sub, Task.Delay(200));
         }
-        var (code, output, error) = await sub;
-        Assert.True(code == 0, error);
-        var line = output.Trim();
+        var received = await sub;
+        Assert.True(received.ExitCode == 0, received.Stderr);
+        var line = received.StdoutText.Trim();
         var bar = line.IndexOf('|');
         var properties = line[..bar];
         var payload = TelemetryJson.Parse(Encoding.UTF8.GetBytes(line[(bar + 1)..]));
