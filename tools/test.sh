@@ -15,7 +15,7 @@ if ! dotnet build CloudEdge.sln -c Release -nologo -v minimal; then
 fi
 
 status=0
-for proj in tests/*/*.csproj; do
+for proj in tests/*.Tests/*.csproj; do
   name=$(basename "$proj" .csproj)
   echo "=== $name"
   dotnet test "$proj" -c Release --no-build --nologo \
