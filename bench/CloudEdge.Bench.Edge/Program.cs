@@ -1,0 +1,1 @@
+Console.WriteLine("CloudEdge edge benchmarks: see docs/benchmarks.md");
