@@ -3,21 +3,6 @@ using CloudEdge.Mqtt;
 
 namespace CloudEdge.DeviceSdk.Tests;
 
-internal static class Wait
-{
-    public static readonly TimeSpan Long = TimeSpan.FromSeconds(60);
-
-    /// <summary>Polls <paramref name="condition"/> until true; fails with <paramref name="what"/> after <paramref name="timeout"/> (default 60 s).</summary>
-    public static async Task UntilAsync(Func<bool> condition, string what, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? Long);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Timed out waiting for: {what}");
-            await Task.Delay(20);
-        }
-    }
-}
 
 /// <summary>A subscriber built on our client that records everything it receives.</summary>
 internal sealed class Collector : IAsyncDisposable

@@ -138,7 +138,7 @@ public sealed class IngestTests(OrtFixture ort)
         using var process = Process.Start(start)!;
         foreach (var line in lines) await process.StandardInput.WriteLineAsync(line);
         process.StandardInput.Close();
-        using var timeout = new CancellationTokenSource(Wait.Timeout);
+        using var timeout = new CancellationTokenSource(Wait.Long);
         await process.WaitForExitAsync(timeout.Token);
         Assert.True(process.ExitCode == 0, await process.StandardError.ReadToEndAsync());
 

@@ -68,7 +68,7 @@ internal sealed class RawMqttClient : IAsyncDisposable
 
     private async Task<MqttPacket> ReceiveAsync()
     {
-        using var timeout = new CancellationTokenSource(Wait.Timeout);
+        using var timeout = new CancellationTokenSource(Wait.Long);
         while (true)
         {
             var result = await _reader.ReadAsync(timeout.Token);

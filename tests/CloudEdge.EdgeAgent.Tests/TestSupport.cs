@@ -49,20 +49,6 @@ internal static class ModelFiles
     public static ModelManifest Manifest(string version) => ModelManifest.Parse(File.ReadAllText(Path.Combine(Directory(version), "manifest.json")));
 }
 
-internal static class Wait
-{
-    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-
-    public static async Task UntilAsync(Func<bool> condition, string what, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? Timeout);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Timed out waiting for {what}.");
-            await Task.Delay(20);
-        }
-    }
-}
 
 /// <summary>The real pipeline (SQLite in a temp folder, the committed model in ONNX Runtime) on a manual clock.</summary>
 internal sealed class PipelineHarness : IAsyncDisposable

@@ -80,34 +80,3 @@ public sealed class TempDirectory : IDisposable
     }
 }
 
-public static class Wait
-{
-    /// <summary>Waits for a condition with a generous deadline (loaded CI machines), polling.</summary>
-    public static async Task UntilAsync(Func<bool> condition, string what, int timeoutSeconds = 30)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Timed out waiting for: {what}");
-            }
-
-            await Task.Delay(10);
-        }
-    }
-
-    public static async Task UntilAsync(Func<Task<bool>> condition, string what, int timeoutSeconds = 30)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Timed out waiting for: {what}");
-            }
-
-            await Task.Delay(10);
-        }
-    }
-}
