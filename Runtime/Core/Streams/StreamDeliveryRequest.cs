@@ -8,12 +8,10 @@ namespace CloudEdge.Runtime.Streams;
 /// Delivers one stream event to a grain as a turn of its activation (activating it if needed). It
 /// follows the grain to a new activation if the current one deactivates before it runs.
 /// </summary>
-internal sealed class StreamDeliveryRequest(GrainId target, Func<ActivationData, Task> deliver, Activity? activity) : Request(target)
+internal sealed class StreamDeliveryRequest(GrainId target, Func<ActivationData, Task> deliver, Activity? activity) : TaskTurnRequest(target)
 {
     private readonly TaskCompletionSource completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource started = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private ActivationData? activation;
-    private Task? running;
 
     public Task Completion => completion.Task;
 
@@ -30,40 +28,19 @@ internal sealed class StreamDeliveryRequest(GrainId target, Func<ActivationData,
 
     public override void Execute(ActivationData activation)
     {
-        this.activation = activation;
         started.TrySetResult();
-        ExecutionContext.Run(SiloRuntime.CleanContext, static s => ((StreamDeliveryRequest)s!).Run(), this);
+        base.Execute(activation);
     }
 
-    private void Run()
+    protected override Task RunTurn(ActivationData activation)
     {
-        SiloRuntime.CurrentRequest.Value = this;
         // The delivery span is current in the turn, so calls the consumer makes continue the producer's trace.
         Activity.Current = activity;
-        Task task;
-        try
-        {
-            task = deliver(activation!);
-        }
-        catch (Exception exception)
-        {
-            task = Task.FromException(exception);
-        }
-
-        if (task.IsCompleted)
-        {
-            Finish(task);
-        }
-        else
-        {
-            running = task;
-            task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(() => Finish(running));
-        }
+        return deliver(activation);
     }
 
-    private void Finish(Task task)
+    protected override void OnTurnFinished(ActivationData activation, Task task)
     {
-        activation!.OnRequestFinished(this);
         if (task.IsFaulted)
         {
             completion.TrySetException(task.Exception!.GetBaseException());

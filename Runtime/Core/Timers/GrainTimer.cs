@@ -120,11 +120,8 @@ internal sealed class GrainTimer : IGrainTimer
         }
     }
 
-    private sealed class TickRequest(GrainTimer owner) : Request(owner.activation.GrainId)
+    private sealed class TickRequest(GrainTimer owner) : TaskTurnRequest(owner.activation.GrainId)
     {
-        private ActivationData? target;
-        private Task? running;
-
         public override bool AlwaysInterleave => owner.interleave;
 
         public override bool ReadOnly => false;
@@ -137,44 +134,16 @@ internal sealed class GrainTimer : IGrainTimer
 
         public override string DisplayName => "timer";
 
-        public override void Execute(ActivationData activation)
-        {
-            target = activation;
-            ExecutionContext.Run(SiloRuntime.CleanContext, static s => ((TickRequest)s!).Run(), this);
-        }
+        protected override Task RunTurn(ActivationData activation) =>
+            owner.disposed ? Task.CompletedTask : owner.callback(owner.cancellation.Token);
 
-        private void Run()
-        {
-            SiloRuntime.CurrentRequest.Value = this;
-            Task task;
-            try
-            {
-                task = owner.disposed ? Task.CompletedTask : owner.callback(owner.cancellation.Token);
-            }
-            catch (Exception exception)
-            {
-                task = Task.FromException(exception);
-            }
-
-            if (task.IsCompleted)
-            {
-                Finish(task);
-            }
-            else
-            {
-                running = task;
-                task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(() => Finish(running));
-            }
-        }
-
-        private void Finish(Task task)
+        protected override void OnTurnFinished(ActivationData activation, Task task)
         {
             if (task.IsFaulted)
             {
-                target!.Runtime.LogTimerFailure(target.GrainId, task.Exception!.GetBaseException());
+                activation.Runtime.LogTimerFailure(activation.GrainId, task.Exception!.GetBaseException());
             }
 
-            target!.OnRequestFinished(this);
             owner.OnTickFinished();
         }
 
