@@ -4,30 +4,41 @@ using CloudEdge.Runtime.Messaging;
 
 namespace CloudEdge.Runtime.Filters;
 
-/// <summary>An incoming call walking the incoming filter pipeline, ending in the grain method.</summary>
-internal sealed class IncomingCallContext<TResult>(Message<TResult> message, ActivationData activation) : IIncomingGrainCallContext
+/// <summary>What both filter pipelines show of a call: the message's identity, arguments and result.</summary>
+internal abstract class GrainCallContext<TResult>(Message<TResult> message) : IGrainCallContext
 {
-    private int next;
+    public Message<TResult> Message { get; } = message;
 
-    public object? Grain => activation.GrainInstance;
+    public abstract object? Grain { get; }
 
-    public GrainId? SourceId => message.Source;
+    public GrainId? SourceId => Message.Source;
 
-    public GrainId TargetId => message.Target;
+    public GrainId TargetId => Message.Target;
 
-    public MethodInfo InterfaceMethod => message.Descriptor.Method;
+    public MethodInfo InterfaceMethod => Message.Descriptor.Method;
 
-    public string InterfaceName => message.Descriptor.InterfaceName;
+    public string InterfaceName => Message.Descriptor.InterfaceName;
 
-    public string MethodName => message.Descriptor.MethodName;
+    public string MethodName => Message.Descriptor.MethodName;
 
-    public int ArgumentCount => message.Arguments.Length;
+    public int ArgumentCount => Message.Arguments.Length;
 
     public object? Result { get; set; }
 
-    public object? GetArgument(int index) => message.Arguments[index];
+    public object? GetArgument(int index) => Message.Arguments[index];
 
-    public Task Invoke()
+    public abstract Task Invoke();
+}
+
+/// <summary>An incoming call walking the incoming filter pipeline, ending in the grain method.</summary>
+internal sealed class IncomingCallContext<TResult>(Message<TResult> message, ActivationData activation)
+    : GrainCallContext<TResult>(message), IIncomingGrainCallContext
+{
+    private int next;
+
+    public override object? Grain => activation.GrainInstance;
+
+    public override Task Invoke()
     {
         var filters = activation.Runtime.IncomingFilters;
         if (next < filters.Length)
@@ -39,35 +50,18 @@ internal sealed class IncomingCallContext<TResult>(Message<TResult> message, Act
         return InvokeGrain();
     }
 
-    private async Task InvokeGrain() => Result = await message.Descriptor.Invoker(activation.GrainInstance!, message.Arguments);
+    private async Task InvokeGrain() => Result = await Message.Descriptor.Invoker(activation.GrainInstance!, Message.Arguments);
 }
 
 /// <summary>An outgoing call walking the outgoing filter pipeline, ending in the transport.</summary>
-internal sealed class OutgoingCallContext<TResult>(Message<TResult> message, SiloRuntime runtime) : IOutgoingGrainCallContext
+internal sealed class OutgoingCallContext<TResult>(Message<TResult> message, SiloRuntime runtime)
+    : GrainCallContext<TResult>(message), IOutgoingGrainCallContext
 {
     private int next;
 
-    public object? Grain => null;
+    public override object? Grain => null;
 
-    public GrainId? SourceId => message.Source;
-
-    public GrainId TargetId => message.Target;
-
-    public MethodInfo InterfaceMethod => message.Descriptor.Method;
-
-    public string InterfaceName => message.Descriptor.InterfaceName;
-
-    public string MethodName => message.Descriptor.MethodName;
-
-    public int ArgumentCount => message.Arguments.Length;
-
-    public object? Result { get; set; }
-
-    public Message<TResult> Message => message;
-
-    public object? GetArgument(int index) => message.Arguments[index];
-
-    public Task Invoke()
+    public override Task Invoke()
     {
         var filters = runtime.OutgoingFilters;
         if (next < filters.Length)
@@ -82,14 +76,14 @@ internal sealed class OutgoingCallContext<TResult>(Message<TResult> message, Sil
     private async Task Send()
     {
         // Filters may have added values (a tenant, a trace context): the message carries what they left.
-        message.RequestContext = RequestContext.Export();
-        runtime.Send(message);
-        if (message.Descriptor.OneWay && !message.IsCompleted)
+        Message.RequestContext = RequestContext.Export();
+        runtime.Send(Message);
+        if (Message.Descriptor.OneWay && !Message.IsCompleted)
         {
             // Queued: a one-way caller waits no further (a refused call falls through and throws).
             return;
         }
 
-        Result = await message.Task.ConfigureAwait(false);
+        Result = await Message.Task.ConfigureAwait(false);
     }
 }
