@@ -114,7 +114,7 @@ public static class EdgeAgentHost
                 {
                     ServerCertificate = certificate,
                     ClientCertificateMode = authorities is null ? ClientCertificateMode.NoCertificate : ClientCertificateMode.AllowCertificate,
-                    ClientCertificateValidation = (cert, _, _) => authorities is not null && ValidateClient(cert, authorities),
+                    ClientCertificateValidation = (cert, _, _) => MqttClientCertificates.IsTrusted(cert, authorities),
                 });
                 l.UseMqtt();
             });
@@ -127,16 +127,6 @@ public static class EdgeAgentHost
         return settings.CertificateKeyFile is { } key
             ? X509Certificate2.CreateFromPemFile(file, key)
             : X509CertificateLoader.LoadPkcs12FromFile(file, settings.CertificatePassword);
-    }
-
-    private static bool ValidateClient(X509Certificate2 certificate, X509Certificate2Collection authorities)
-    {
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.2"));
-        return chain.Build(certificate);
     }
 }
 

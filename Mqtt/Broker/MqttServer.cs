@@ -82,7 +82,7 @@ public sealed class MqttServer : IAsyncDisposable
                         ServerCertificate = certificate,
                         // Without client CAs no certificate could validate: do not ask for one.
                         ClientCertificateMode = server.ClientCertificateAuthorities is { Count: > 0 } ? server.ClientCertificateMode : ClientCertificateMode.NoCertificate,
-                        ClientCertificateValidation = (cert, _, _) => ValidateClientCertificate(cert, server.ClientCertificateAuthorities),
+                        ClientCertificateValidation = (cert, _, _) => MqttClientCertificates.IsTrusted(cert, server.ClientCertificateAuthorities),
                     });
                     listen.UseMqtt();
                 });
@@ -91,17 +91,6 @@ public sealed class MqttServer : IAsyncDisposable
         var app = builder.Build();
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         return new MqttServer(app, app.Services.GetRequiredService<MqttBroker>(), (tcp?.EndPoint as IPEndPoint)?.Port, (tls?.EndPoint as IPEndPoint)?.Port);
-    }
-
-    private static bool ValidateClientCertificate(X509Certificate2 certificate, X509Certificate2Collection? authorities)
-    {
-        if (authorities is null || authorities.Count == 0) return false;
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.2"));
-        return chain.Build(certificate);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken = default) => await _app.StopAsync(cancellationToken).ConfigureAwait(false);
