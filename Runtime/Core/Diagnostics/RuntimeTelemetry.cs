@@ -40,13 +40,22 @@ internal sealed class TracingOutgoingFilter : IOutgoingGrainCallFilter
     public async Task Invoke(IOutgoingGrainCallContext context)
     {
         using var activity = RuntimeTelemetry.Source.StartActivity($"{context.InterfaceName}/{context.MethodName}", ActivityKind.Client);
+        await InvokeInSpanAsync(activity, context);
+    }
+
+    /// <summary>Runs the rest of the pipeline inside <paramref name="activity"/> (when sampled), marking it failed on an exception.</summary>
+    internal static async Task InvokeInSpanAsync(Activity? activity, IGrainCallContext context)
+    {
         if (activity is null)
         {
             await context.Invoke();
             return;
         }
 
-        SetTags(activity, context);
+        activity.SetTag("rpc.system", "cloudedge");
+        activity.SetTag("rpc.service", context.InterfaceName);
+        activity.SetTag("rpc.method", context.MethodName);
+        activity.SetTag("cloudedge.grain.id", context.TargetId.ToString());
         try
         {
             await context.Invoke();
@@ -57,14 +66,6 @@ internal sealed class TracingOutgoingFilter : IOutgoingGrainCallFilter
             activity.SetTag("exception.type", exception.GetType().FullName);
             throw;
         }
-    }
-
-    internal static void SetTags(Activity activity, IGrainCallContext context)
-    {
-        activity.SetTag("rpc.system", "cloudedge");
-        activity.SetTag("rpc.service", context.InterfaceName);
-        activity.SetTag("rpc.method", context.MethodName);
-        activity.SetTag("cloudedge.grain.id", context.TargetId.ToString());
     }
 }
 
@@ -86,23 +87,7 @@ internal sealed class TracingIncomingFilter : IIncomingGrainCallFilter
         }
 
         using var activity = RuntimeTelemetry.Source.StartActivity($"{context.InterfaceName}/{context.MethodName}", ActivityKind.Server, parent);
-        if (activity is null)
-        {
-            await context.Invoke();
-            return;
-        }
-
-        TracingOutgoingFilter.SetTags(activity, context);
-        try
-        {
-            await context.Invoke();
-        }
-        catch (Exception exception)
-        {
-            activity.SetStatus(ActivityStatusCode.Error, exception.Message);
-            activity.SetTag("exception.type", exception.GetType().FullName);
-            throw;
-        }
+        await TracingOutgoingFilter.InvokeInSpanAsync(activity, context);
     }
 }
 
