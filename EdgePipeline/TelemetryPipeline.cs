@@ -36,6 +36,13 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
     /// <summary>The Silo refuses a summary with more links (docs/uplink.md, DeviceRules.MaxLinks).</summary>
     private const int MaxLinks = 32;
 
+    /// <summary>
+    /// Journal rows stay at least this long after their commit, whatever their window: they are what recognises a
+    /// QoS 1 resend after a restart. A sensor resends what it has no PUBACK for, and a PUBACK can be lost with the
+    /// killed process moments after the commit (so its reading's window may already be summarised).
+    /// </summary>
+    private static readonly TimeSpan RedeliveryHorizon = TimeSpan.FromSeconds(30);
+
     private readonly EdgePipelineOptions _options;
     private readonly OutboxStore _outbox;
     private readonly ModelSlot _models;
@@ -50,6 +57,10 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
     private ITimer? _ticker;
     private Task? _loop;
     private long _droppedReadings;
+    private long _nextJournalId = 1;
+    private long _prunedBelow;
+    private bool _needsRecovery;
+    private readonly Queue<(long FirstId, DateTimeOffset At)> _recentBatches = new();
     private long _pendingDrops;
     private DateTimeOffset _lastAgeCheck = DateTimeOffset.MinValue;
     private float[] _rows = new float[FeatureSpec.FeatureCount * 64];
@@ -160,8 +171,7 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
             try
             {
                 _models.DisposeRetired();
-                if (batch.Count > 0) ProcessBatch(batch);
-                Maintain(_time.GetUtcNow());
+                RunBatch(batch, _time.GetUtcNow());
             }
             catch (Exception e)
             {
@@ -172,9 +182,14 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
         }
     }
 
-    private void ProcessBatch(List<Work> batch)
+    /// <summary>
+    /// One transaction and so one fsync per batch: the readings are journaled, then (under a savepoint) scored,
+    /// windowed, their alerts and the due summaries written; the sensors are acknowledged after the commit. If the
+    /// processing part fails, only it is rolled back: the readings are journaled and acknowledged, and the
+    /// in-memory state is rebuilt from the journal (which processes them, alerts included) before the next batch.
+    /// </summary>
+    private void RunBatch(List<Work> batch, DateTimeOffset now)
     {
-        var connection = _connection!;
         var entries = new List<JournaledReading>(batch.Count);
         var outcome = new AcceptResult[batch.Count];
         for (var i = 0; i < batch.Count; i++)
@@ -191,28 +206,71 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
                 _telemetry.ReadingsDuplicate.Add(1);
             }
         }
-        if (entries.Count > 0)
+        if (_needsRecovery) TryRecover();
+        var upkeep = _needsRecovery ? default : UpkeepDue(now);
+        if (entries.Count > 0 || upkeep.Any)
         {
-            using var transaction = connection.BeginTransaction();
-            ReadingJournal.Append(connection, transaction, entries);
-            transaction.Commit();
+            var connection = _connection!;
+            var firstId = _nextJournalId;
+            try
+            {
+                using var transaction = connection.BeginTransaction();
+                if (entries.Count > 0)
+                {
+                    ReadingJournal.Append(connection, transaction, entries, firstId);
+                    _nextJournalId = firstId + entries.Count;
+                    _recentBatches.Enqueue((firstId, now));
+                }
+                if (!_needsRecovery) ProcessUnderSavepoint(connection, transaction, entries, upkeep, now);
+                Commit(transaction);
+            }
+            catch
+            {
+                // Refused: a resend must not be taken for a duplicate, the ids are free again, and the in-memory
+                // windows may hold readings the journal does not: rebuild them from the journal first.
+                _nextJournalId = firstId;
+                foreach (var entry in entries) _duplicates.Forget(entry.Reading);
+                _needsRecovery = true;
+                throw;
+            }
+            if (!_needsRecovery)
+            {
+                if (upkeep.Drops > 0) Interlocked.Add(ref _pendingDrops, -upkeep.Drops);
+                if (upkeep.CheckAge) _lastAgeCheck = now;
+            }
+            _outbox.NotifyNewItems();
         }
         // Durable: now the sensors may be acknowledged.
         for (var i = 0; i < batch.Count; i++) batch[i].Completion?.TrySetResult(outcome[i]);
         _telemetry.ReadingsAccepted.Add(entries.Count);
-        if (entries.Count == 0) return;
-
-        using (var transaction = connection.BeginTransaction())
-        {
-            Process(connection, transaction, entries, emitAlerts: true);
-            EdgeDatabase.SetState(connection, transaction, ReadingJournal.ProcessedKey, entries[^1].Id);
-            Commit(transaction);
-        }
-        _outbox.NotifyNewItems();
     }
 
-    /// <summary>Scores the readings in order (features from each device's history), folds them into windows, writes alerts.</summary>
-    private void Process(SqliteConnection connection, SqliteTransaction transaction, List<JournaledReading> entries, bool emitAlerts)
+    private void ProcessUnderSavepoint(SqliteConnection connection, SqliteTransaction transaction, List<JournaledReading> entries, Upkeep upkeep, DateTimeOffset now)
+    {
+        const string savepoint = "processing";
+        transaction.Save(savepoint);
+        try
+        {
+            if (entries.Count > 0)
+            {
+                Process(connection, transaction, entries, emitAlerts: true, closedWindows: null);
+                EdgeDatabase.SetState(connection, transaction, ReadingJournal.ProcessedKey, entries[^1].Id);
+            }
+            Maintain(connection, transaction, now, upkeep);
+            transaction.Release(savepoint);
+        }
+        catch (Exception e) when (entries.Count > 0)
+        {
+            transaction.Rollback(savepoint);
+            _closedUncommitted = 0;
+            _needsRecovery = true;
+            _logger.LogError(e, "Processing {Count} journaled readings failed; they stay journaled and the pipeline state is rebuilt from the journal", entries.Count);
+        }
+    }
+
+    /// <summary>Scores the readings in order (features from each device's history), folds them into windows, writes alerts.
+    /// Readings of a window in <paramref name="closedWindows"/> (already summarised; a restart) only feed the history.</summary>
+    private void Process(SqliteConnection connection, SqliteTransaction transaction, List<JournaledReading> entries, bool emitAlerts, HashSet<string>? closedWindows)
     {
         var model = _models.Current;
         const int f = FeatureSpec.FeatureCount;
@@ -254,13 +312,19 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
                 span?.SetTag("cloudedge.anomaly.score", score);
                 span?.SetTag("cloudedge.anomaly.detected", anomalous);
             }
+            if (closedWindows is not null && closedWindows.Contains(WindowAccumulator.KeyOf(reading.DeviceId, reading.Kind, entry.WindowStart))) continue;
             var state = states[i];
             if (state.Window is { } open && open.Start != entry.WindowStart)
             {
                 // The device moved on to a later window before the tick closed this one.
                 CloseWindow(connection, transaction, state, now);
             }
-            state.Window ??= OpenWindow(reading, entry.WindowStart);
+            if (state.Window is null)
+            {
+                state.Window = OpenWindow(reading, entry.WindowStart);
+                state.FirstId = entry.Id;
+            }
+            state.LastId = entry.Id;
             state.Window.Add(reading.Value, score, anomalous, model.Version, reading.TraceParent);
             if (anomalous && emitAlerts)
             {
@@ -271,11 +335,15 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
                     reading.DeviceId, SensorKinds.Name(reading.Kind), reading.Value, score, model.Threshold, model.Version, traceParent);
             }
         }
-        _outbox.Enforce(connection, transaction, now);
     }
 
-    /// <summary>Closes windows whose end has passed, expires old outbox items, reports readings dropped at ingest.</summary>
-    private void Maintain(DateTimeOffset now)
+    /// <summary>What the periodic part of a batch's transaction has to do.</summary>
+    private readonly record struct Upkeep(bool CloseDue, long Drops, bool CheckAge)
+    {
+        public bool Any => CloseDue || Drops > 0 || CheckAge;
+    }
+
+    private Upkeep UpkeepDue(DateTimeOffset now)
     {
         var due = false;
         foreach (var state in _states.Values)
@@ -286,22 +354,39 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
                 break;
             }
         }
-        var drops = Interlocked.Read(ref _pendingDrops);
-        var ageCheck = now - _lastAgeCheck >= TimeSpan.FromMinutes(1);
-        if (!due && drops == 0 && !ageCheck) return;
+        return new Upkeep(due, Interlocked.Read(ref _pendingDrops), now - _lastAgeCheck >= TimeSpan.FromMinutes(1));
+    }
 
-        var connection = _connection!;
-        using var transaction = connection.BeginTransaction();
+    /// <summary>Closes windows whose end has passed, reports readings dropped at ingest, applies the outbox bounds, prunes the journal.</summary>
+    private void Maintain(SqliteConnection connection, SqliteTransaction transaction, DateTimeOffset now, Upkeep upkeep)
+    {
+        if (upkeep.CloseDue)
+        {
+            foreach (var state in _states.Values)
+            {
+                if (state.Window is { } window && window.End <= now) CloseWindow(connection, transaction, state, now);
+            }
+        }
+        if (upkeep.Drops > 0) _outbox.ReportDrops(connection, transaction, new DropCounts(0, 0, upkeep.Drops), "ingest_full", now);
+        _outbox.Enforce(connection, transaction, now, upkeep.CheckAge);
+        if (_closedUncommitted > 0) PruneJournal(connection, transaction, now);
+    }
+
+    /// <summary>
+    /// Deletes the journal's prefix below the oldest reading of any open window (all of it is summarised) and
+    /// older than <see cref="RedeliveryHorizon"/>.
+    /// </summary>
+    private void PruneJournal(SqliteConnection connection, SqliteTransaction transaction, DateTimeOffset now)
+    {
+        while (_recentBatches.Count > 0 && _recentBatches.Peek().At < now - RedeliveryHorizon) _recentBatches.Dequeue();
+        var boundary = _recentBatches.Count > 0 ? _recentBatches.Peek().FirstId : _nextJournalId;
         foreach (var state in _states.Values)
         {
-            if (state.Window is { } window && window.End <= now) CloseWindow(connection, transaction, state, now);
+            if (state.Window is not null && state.FirstId < boundary) boundary = state.FirstId;
         }
-        if (drops > 0) _outbox.ReportDrops(connection, transaction, new DropCounts(0, 0, drops), "ingest_full", now);
-        if (ageCheck || drops > 0 || due) _outbox.Enforce(connection, transaction, now);
-        Commit(transaction);
-        if (drops > 0) Interlocked.Add(ref _pendingDrops, -drops);
-        _lastAgeCheck = ageCheck ? now : _lastAgeCheck;
-        _outbox.NotifyNewItems();
+        if (boundary <= _prunedBelow) return;
+        ReadingJournal.PruneBelow(connection, transaction, boundary);
+        _prunedBelow = boundary;
     }
 
     private void CloseWindow(SqliteConnection connection, SqliteTransaction transaction, KindState state, DateTimeOffset now)
@@ -309,6 +394,7 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
         var window = state.Window!;
         state.Window = null;
         _closedUncommitted++;
+        if (!ReadingJournal.MarkClosed(connection, transaction, window.Key, state.LastId)) return;
         // A summary is its own trace, linked to (a bounded number of) the readings it summarises.
         var links = window.Links.Select(l => ActivityContext.TryParse(l, null, out var c) ? new ActivityLink(c) : default)
             .Where(l => l.Context != default).ToList();
@@ -321,26 +407,51 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
         {
             _telemetry.Summaries.Add(1);
         }
-        ReadingJournal.Prune(connection, transaction, window);
+    }
+
+    /// <summary>A processing failure left the in-memory state behind the journal: rebuild it (a failure here is retried next batch).</summary>
+    private void TryRecover()
+    {
+        try
+        {
+            Recover();
+            _needsRecovery = false;
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "Rebuilding the pipeline state from the journal failed; readings are journaled and acknowledged, processing waits");
+        }
     }
 
     /// <summary>Rebuilds open windows and histories from the journal; readings never processed are processed now (alerts included).</summary>
     private void Recover()
     {
         var connection = _connection!;
+        _states.Clear();
+        _closedUncommitted = 0;
+        Volatile.Write(ref _openWindows, 0);
+        _nextJournalId = ReadingJournal.NextId(connection);
+        _prunedBelow = 0;
+        _recentBatches.Clear();
         var all = ReadingJournal.ReadAll(connection);
         if (all.Count == 0) return;
+        // What was journaled before the restart stays for the horizon too: the sensors resend right after it.
+        var now = _time.GetUtcNow();
+        _recentBatches.Enqueue((all[0].Id, now));
         var processed = EdgeDatabase.GetState(connection, ReadingJournal.ProcessedKey);
+        var closed = ReadingJournal.ClosedWindows(connection);
         foreach (var entry in all) _duplicates.TryAdd(entry.Reading);
         var done = all.Where(e => e.Id <= processed).ToList();
         var pending = all.Where(e => e.Id > processed).ToList();
         using var transaction = connection.BeginTransaction();
-        if (done.Count > 0) Process(connection, transaction, done, emitAlerts: false);
+        if (done.Count > 0) Process(connection, transaction, done, emitAlerts: false, closed);
         if (pending.Count > 0)
         {
-            Process(connection, transaction, pending, emitAlerts: true);
+            Process(connection, transaction, pending, emitAlerts: true, closedWindows: null);
             EdgeDatabase.SetState(connection, transaction, ReadingJournal.ProcessedKey, pending[^1].Id);
         }
+        _outbox.Enforce(connection, transaction, now, checkAge: false);
+        if (_closedUncommitted > 0) PruneJournal(connection, transaction, now);
         Commit(transaction);
         _logger.LogInformation("Recovered {Count} journaled readings ({Pending} not yet processed) into {Windows} open windows", all.Count, pending.Count, OpenWindows);
     }
@@ -383,6 +494,9 @@ public sealed class TelemetryPipeline : IHostedService, IAsyncDisposable
     {
         public ReadingHistory History { get; } = history;
         public WindowAccumulator? Window { get; set; }
+        /// <summary>Journal ids of the open window's first and last readings (pruning, and the closed-window mark).</summary>
+        public long FirstId { get; set; }
+        public long LastId { get; set; }
     }
 
     private sealed class Work

@@ -118,16 +118,20 @@ internal sealed class OutboxStore : IDisposable
     }
 
     /// <summary>
-    /// Applies the bounds: age first (summaries after <see cref="OutboxOptions.SummaryMaxAge"/>, alerts after
-    /// <see cref="OutboxOptions.AlertMaxAge"/>), then size (oldest summaries, then oldest alerts; drops items are
-    /// never dropped). Every drop goes into a <c>drops</c> item in the same transaction.
+    /// Applies the bounds: age first when <paramref name="checkAge"/> (summaries after
+    /// <see cref="OutboxOptions.SummaryMaxAge"/>, alerts after <see cref="OutboxOptions.AlertMaxAge"/>), then size
+    /// (oldest summaries, then oldest alerts; drops items are never dropped). Every drop goes into a <c>drops</c>
+    /// item in the same transaction. The age check scans the outbox, so the pipeline runs it about once a minute;
+    /// the size check costs nothing while the outbox is under its bound.
     /// </summary>
-    public DropCounts Enforce(SqliteConnection connection, SqliteTransaction transaction, DateTimeOffset now)
+    public DropCounts Enforce(SqliteConnection connection, SqliteTransaction transaction, DateTimeOffset now, bool checkAge = true)
     {
-        var expired = new DropCounts(
-            DeleteWhere(connection, transaction, "type = 'summary' AND created < $c", (now - _options.SummaryMaxAge).UtcTicks),
-            DeleteWhere(connection, transaction, "type = 'alert' AND created < $c", (now - _options.AlertMaxAge).UtcTicks),
-            0);
+        var expired = checkAge
+            ? new DropCounts(
+                DeleteWhere(connection, transaction, "type = 'summary' AND created < $c", (now - _options.SummaryMaxAge).UtcTicks),
+                DeleteWhere(connection, transaction, "type = 'alert' AND created < $c", (now - _options.AlertMaxAge).UtcTicks),
+                0)
+            : default;
         if (expired.Any) ReportDrops(connection, transaction, expired, "expired", now);
 
         long fullSummaries = 0, fullAlerts = 0;

@@ -23,7 +23,9 @@ internal static class EdgeDatabase
             window_start INTEGER NOT NULL,
             traceparent TEXT,
             tracestate TEXT);
-        CREATE INDEX IF NOT EXISTS readings_window ON readings(device, kind, window_start);
+        -- Files written by earlier versions indexed the journal by device; it is pruned by id prefix now.
+        DROP INDEX IF EXISTS readings_window;
+        CREATE TABLE IF NOT EXISTS closed_windows(key TEXT PRIMARY KEY, last_id INTEGER NOT NULL) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS outbox(
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             device TEXT,
@@ -90,13 +92,16 @@ internal static class EdgeDatabase
         return command.ExecuteScalar() is long value ? value : 0;
     }
 
-    public static void SetState(SqliteConnection connection, SqliteTransaction transaction, string key, long value)
+    /// <summary>Runs one statement with named parameters; returns the rows it changed.</summary>
+    public static int Execute(SqliteConnection connection, SqliteTransaction transaction, string sql, params ReadOnlySpan<(string Name, object Value)> parameters)
     {
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = "INSERT INTO state(key, value) VALUES($k, $v) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
-        command.Parameters.AddWithValue("$k", key);
-        command.Parameters.AddWithValue("$v", value);
-        command.ExecuteNonQuery();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value);
+        return command.ExecuteNonQuery();
     }
+
+    public static void SetState(SqliteConnection connection, SqliteTransaction transaction, string key, long value) =>
+        Execute(connection, transaction, "INSERT INTO state(key, value) VALUES($k, $v) ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("$k", key), ("$v", value));
 }

@@ -25,4 +25,11 @@ internal sealed class DuplicateFilter(int capacity)
         if (seen.Order.Count > capacity) seen.Set.Remove(seen.Order.Dequeue());
         return true;
     }
+
+    /// <summary>Forgets a reading that was refused after all (its journal commit failed), so its resend is taken as new.</summary>
+    public void Forget(SensorReading reading)
+    {
+        // Its slot in the order queue stays; when it comes round it removes nothing, or a later copy a little early.
+        if (_devices.TryGetValue(reading.DeviceId, out var seen)) seen.Set.Remove((reading.Seq, reading.Timestamp.UtcTicks));
+    }
 }

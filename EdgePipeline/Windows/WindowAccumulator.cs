@@ -27,7 +27,9 @@ internal sealed class WindowAccumulator(string deviceId, SensorKind kind, DateTi
     public IEnumerable<string> Links => _links.Select(l => l.TraceParent);
 
     /// <summary>"{device}|{kind}|{start ticks}": one summary per window, enforced by the outbox's unique key.</summary>
-    public string Key => $"{DeviceId}|{(int)Kind}|{Start.UtcTicks}";
+    public string Key => KeyOf(DeviceId, Kind, Start);
+
+    public static string KeyOf(string deviceId, SensorKind kind, DateTimeOffset start) => $"{deviceId}|{(int)kind}|{start.UtcTicks}";
 
     public void Add(double value, double score, bool anomalous, string modelVersion, string? traceParent)
     {

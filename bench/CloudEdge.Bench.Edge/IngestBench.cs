@@ -99,7 +99,7 @@ internal static class IngestBench
             {
                 var entries = readings.Skip(start).Take(batch).Select(r => new JournaledReading(r with { ReceivedAt = windowStart }, windowStart)).ToList();
                 using var transaction = connection.BeginTransaction();
-                ReadingJournal.Append(connection, transaction, entries);
+                ReadingJournal.Append(connection, transaction, entries, start + 1);
                 transaction.Commit();
             }
             journal = sw.Elapsed;

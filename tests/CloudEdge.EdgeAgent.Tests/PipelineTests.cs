@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using CloudEdge.EdgePipeline;
+using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Outbox;
 using CloudEdge.EdgePipeline.Storage;
@@ -186,6 +187,74 @@ public sealed class PipelineTests(OrtFixture ort)
         var alerts = Items(reopened, "alert");
         Assert.Equal(expectedAlerts, alerts.Count);
         Assert.Equal(samples.Where(s => s.Score >= 0.5).Select(s => s.Reading.TraceParent), alerts.Select(a => a.Item.TraceParent));
+    }
+
+    [Fact]
+    public async Task A_resend_after_a_restart_of_a_reading_already_summarised_is_a_duplicate_and_makes_no_second_summary()
+    {
+        using var dir = new TempDirectory();
+        var time = new ManualTimeProvider(Start);
+        var window = TimeSpan.FromSeconds(10);
+        var first = Enumerable.Range(1, 5).Select(i => PipelineHarness.Reading("dev-1", SensorKind.Temperature, 21 + 0.01 * i, i, Start.AddSeconds(i))).ToList();
+        var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time, window: window);
+        await FeedAsync(harness, first);
+        time.Advance(window);
+        await Wait.UntilAsync(() => harness.Outbox.Count("summary") == 1, "the first window's summary");
+        // The crash: the summarised readings are still journaled (their PUBACKs may have died with the process).
+        await harness.DisposeAsync();
+        using (var db = EdgeDatabase.Open(dir.Path)) Assert.Equal(first.Count, ReadingJournal.Count(db));
+
+        await using var reopened = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time, window: window);
+        Assert.Equal(0, reopened.Pipeline.OpenWindows);
+        // The sensor resends its last reading: acknowledged, not counted again.
+        Assert.Equal(AcceptResult.Duplicate, await reopened.Pipeline.AcceptAsync(first[^1], true, CancellationToken.None));
+        var next = PipelineHarness.Reading("dev-1", SensorKind.Temperature, 21.5, 6, time.GetUtcNow());
+        Assert.Equal(AcceptResult.Accepted, await reopened.Pipeline.AcceptAsync(next, true, CancellationToken.None));
+        time.Advance(window);
+        await Wait.UntilAsync(() => reopened.Outbox.Count("summary") == 2, "the second window's summary");
+        await Wait.UntilAsync(() => reopened.Pipeline.OpenWindows == 0, "windows closed");
+        Assert.Equal([5L, 1L], Items(reopened, "summary").Select(s => s.Body.GetProperty("count").GetInt64()));
+
+        // Past the redelivery horizon (30 s) the next window close prunes the summarised readings; the newest
+        // reading, summarised but inside the horizon, stays.
+        time.Advance(TimeSpan.FromSeconds(40));
+        Assert.Equal(AcceptResult.Accepted, await reopened.Pipeline.AcceptAsync(next with { Seq = 7, Timestamp = time.GetUtcNow() }, true, CancellationToken.None));
+        time.Advance(window);
+        await Wait.UntilAsync(() => reopened.Outbox.Count("summary") == 3, "the third window's summary");
+        await Wait.UntilAsync(() =>
+        {
+            using var db = EdgeDatabase.Open(dir.Path);
+            return ReadingJournal.Count(db) == 1;
+        }, "the journal pruned to the last reading");
+    }
+
+    [Fact]
+    public async Task A_reading_whose_processing_fails_stays_acknowledged_and_is_processed_once_the_state_is_rebuilt()
+    {
+        using var dir = new TempDirectory();
+        var time = new ManualTimeProvider(Start);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        var steady = Enumerable.Range(1, 40).Select(i => PipelineHarness.Reading("dev-1", SensorKind.Vibration, 1.2 + 0.05 * Math.Sin(i), i, Start.AddSeconds(i))).ToList();
+        foreach (var reading in steady) await FeedAsync(harness, [reading]);
+        Assert.Equal(0, harness.Outbox.Count("alert"));
+
+        // The model breaks under the pipeline: scoring throws. The reading is journaled all the same, so acknowledged.
+        harness.Models.Current.Dispose();
+        var spike = PipelineHarness.Reading("dev-1", SensorKind.Vibration, 14.2, 41, Start.AddSeconds(41), TelemetryPipeline.NewTraceParent());
+        Assert.Equal(AcceptResult.Accepted, await harness.Pipeline.AcceptAsync(spike, true, CancellationToken.None));
+        using (var db = EdgeDatabase.Open(dir.Path)) Assert.Equal(41, ReadingJournal.Count(db));
+        Assert.Equal(0, harness.Outbox.Count("alert"));
+
+        // A working model again: before the next batch the state is rebuilt from the journal, the spike scored once.
+        harness.Models.Swap(AnomalyModel.LoadDirectory(ort.Environment, ModelFiles.Directory("v1")));
+        time.Advance(harness.Options.TickInterval);
+        await Wait.UntilAsync(() => harness.Outbox.Count("alert") == 1, "the spike's alert after the rebuild");
+        var alert = Assert.Single(Items(harness, "alert"));
+        Assert.Equal(spike.TraceParent, alert.Item.TraceParent);
+        time.Advance(TimeSpan.FromMinutes(1));
+        await Wait.UntilAsync(() => harness.Outbox.Count("summary") == 1, "the window's summary");
+        Assert.Equal(41, Items(harness, "summary")[0].Body.GetProperty("count").GetInt64());
+        Assert.Equal(1, harness.Outbox.Count("alert"));
     }
 
     [Fact]
