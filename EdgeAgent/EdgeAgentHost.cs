@@ -3,11 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using CloudEdge.EdgePipeline;
 using CloudEdge.Mqtt.Broker;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
-using OpenTelemetry;
-using OpenTelemetry.Exporter;
-using OpenTelemetry.Metrics;
-using OpenTelemetry.Resources;
-using OpenTelemetry.Trace;
+using CloudEdge.Telemetry;
 
 namespace CloudEdge.EdgeAgent;
 
@@ -38,6 +34,11 @@ public static class EdgeAgentHost
         ["--config"] = "EdgeAgent:ConfigFile",
     };
 
+    /// <summary>Exported over OTLP when an endpoint is configured (Telemetry/README.md).</summary>
+    internal static readonly string[] TelemetrySources = [EdgeTelemetry.Name, "CloudEdge.Mqtt.Broker", "CloudEdge.Onnx", "System.Net.Http"];
+
+    internal static readonly string[] TelemetryMeters = [EdgeTelemetry.Name, "CloudEdge.Mqtt", "CloudEdge.Onnx", "System.Net.Http", "Microsoft.AspNetCore.Server.Kestrel"];
+
     public static WebApplication Build(string[] args)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
@@ -51,20 +52,17 @@ public static class EdgeAgentHost
         }
         ResolveModelDirectory(builder.Configuration);
 
-        builder.Logging.ClearProviders();
-        builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
-        builder.Logging.AddJsonConsole(o =>
+        builder.AddCloudEdgeTelemetry(new TelemetrySettings
         {
-            o.IncludeScopes = true;
-            o.UseUtcTimestamp = true;
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            DefaultServiceName = "cloudedge-edge-agent",
+            Sources = TelemetrySources,
+            Meters = TelemetryMeters,
+            ServiceInstanceId = builder.Configuration["EdgeAgent:GatewayId"],
         });
 
         var broker = builder.Configuration.GetSection("EdgeAgent:Broker").Get<BrokerSettings>() ?? new BrokerSettings();
         builder.Services.AddMqttBroker(o => ConfigureBroker(o, broker));
         builder.Services.AddEdgePipeline(builder.Configuration);
-        builder.Services.AddSingleton(sp => OtlpExport.Create(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<ILogger<OtlpExport>>()));
-        builder.Services.AddHostedService<OtlpExportStarter>();
         builder.WebHost.ConfigureKestrel(kestrel => ConfigureListeners(kestrel, broker));
         return builder.Build();
     }
@@ -128,50 +126,4 @@ public static class EdgeAgentHost
             ? X509Certificate2.CreateFromPemFile(file, key)
             : X509CertificateLoader.LoadPkcs12FromFile(file, settings.CertificatePassword);
     }
-}
-
-/// <summary>OpenTelemetry traces and metrics over OTLP when an endpoint is configured (Telemetry:OtlpEndpoint or OTEL_EXPORTER_OTLP_ENDPOINT).</summary>
-internal sealed class OtlpExport(TracerProvider? tracing, MeterProvider? metrics) : IDisposable
-{
-    private static readonly string[] Sources = [EdgeTelemetry.Name, "CloudEdge.Mqtt.Broker", "CloudEdge.Onnx", "System.Net.Http"];
-    private static readonly string[] Meters = [EdgeTelemetry.Name, "CloudEdge.Mqtt", "CloudEdge.Onnx", "System.Net.Http", "Microsoft.AspNetCore.Server.Kestrel"];
-
-    public bool Enabled => tracing is not null;
-
-    public static OtlpExport Create(IConfiguration configuration, ILogger logger)
-    {
-        var endpoint = configuration["Telemetry:OtlpEndpoint"] ?? configuration["OTEL_EXPORTER_OTLP_ENDPOINT"];
-        if (string.IsNullOrWhiteSpace(endpoint)) return new OtlpExport(null, null);
-        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri)) throw new InvalidOperationException($"The OTLP endpoint '{endpoint}' is not an absolute URI.");
-        var protocol = string.Equals(configuration["Telemetry:OtlpProtocol"] ?? configuration["OTEL_EXPORTER_OTLP_PROTOCOL"], "grpc", StringComparison.OrdinalIgnoreCase)
-            ? OtlpExportProtocol.Grpc
-            : OtlpExportProtocol.HttpProtobuf;
-        var resource = ResourceBuilder.CreateDefault().AddService(configuration["Telemetry:ServiceName"] ?? "cloudedge-edge-agent",
-            serviceInstanceId: configuration["EdgeAgent:GatewayId"]);
-        Uri Signal(string path) => protocol == OtlpExportProtocol.Grpc ? uri : new Uri(uri, path);
-        var tracing = Sdk.CreateTracerProviderBuilder().SetResourceBuilder(resource).AddSource(Sources)
-            .AddOtlpExporter(o => { o.Endpoint = Signal("v1/traces"); o.Protocol = protocol; }).Build();
-        var metrics = Sdk.CreateMeterProviderBuilder().SetResourceBuilder(resource).AddMeter(Meters)
-            .AddOtlpExporter(o => { o.Endpoint = Signal("v1/metrics"); o.Protocol = protocol; }).Build();
-        logger.LogInformation("Exporting traces and metrics over OTLP ({Protocol}) to {Endpoint}", protocol, uri);
-        return new OtlpExport(tracing, metrics);
-    }
-
-    public void Dispose()
-    {
-        tracing?.Dispose();
-        metrics?.Dispose();
-    }
-}
-
-/// <summary>Builds the OTLP providers at start (so the first reading is traced); the container disposes and flushes them.</summary>
-internal sealed class OtlpExportStarter(OtlpExport export, ILogger<OtlpExportStarter> logger) : IHostedService
-{
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        if (!export.Enabled) logger.LogInformation("No OTLP endpoint configured: traces and metrics are not exported");
-        return Task.CompletedTask;
-    }
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -1,7 +1,9 @@
 using System.Text.Json.Serialization;
+using CloudEdge.Dashboard;
 using CloudEdge.Silo.Api;
 using CloudEdge.Silo.Auth;
 using CloudEdge.Silo.Hosting;
+using CloudEdge.Silo.Live;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -22,6 +24,7 @@ internal static class SiloApplication
         builder.AddSiloRuntime();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.AddSiloEdge();
+        builder.AddSiloLive();
 
         builder.Services.Configure<JsonOptions>(o =>
         {
@@ -75,6 +78,8 @@ internal static class SiloApplication
         api.MapDeviceEndpoints();
         api.MapGatewayEndpoints();
         api.MapModelEndpoints();
+        api.MapLiveEndpoints();
+        app.MapDashboard();
         return app;
     }
 }

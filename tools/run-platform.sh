@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: the whole platform on this machine. A Silo on SQLite (REST API, OpenAPI UI), an edge
+# The main job: the whole platform on this machine. A Silo on SQLite (REST API, live dashboard, OpenAPI UI), an edge
 # agent (embedded MQTT broker, ONNX anomaly model, durable outbox, uplink to the Silo) and the sensor
 # simulator with a few hundred sensors and some anomalies. Prints the URLs and an admin token; Ctrl-C
 # stops everything cleanly. State lives in $CLOUDEDGE_HOME (default artifacts/platform) and survives
@@ -108,6 +108,7 @@ for _ in $(seq 1 60); do (exec 3<>"/dev/tcp/127.0.0.1/$mqtt_port") 2>/dev/null &
 cat <<TXT
 
   CloudEdge is running.
+    Dashboard       $silo_url/dashboard/#token=$admin_token
     REST API        $silo_url/api/v1      (OpenAPI UI: $silo_url/docs)
     Admin token     $admin_token
     Try             curl -H "Authorization: Bearer \$TOKEN" $silo_url/api/v1/devices/sim-0001

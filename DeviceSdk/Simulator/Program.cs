@@ -3,6 +3,8 @@ using System.Globalization;
 using CloudEdge.DeviceSdk;
 using CloudEdge.Mqtt;
 using CloudEdge.Simulator;
+using CloudEdge.Telemetry;
+using Microsoft.Extensions.Configuration;
 
 var host = new Option<string>("--host") { Description = "Broker host name or address.", DefaultValueFactory = _ => "127.0.0.1" };
 var port = new Option<int>("--port") { Description = "Broker port (0: 1883, or 8883 with --tls).", DefaultValueFactory = _ => 0 };
@@ -73,7 +75,29 @@ root.SetAction(async (parse, cancellationToken) =>
     };
     Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"[simulator] {settings.Devices} device(s) -> {settings.Host}:{(settings.Port == 0 ? (settings.Tls ? 8883 : 1883) : settings.Port)} MQTT {(settings.Protocol == MqttProtocolVersion.V500 ? "5.0" : "3.1.1")} QoS {(int)settings.QoS}, {settings.Rate}/s each, seed {settings.Seed}"));
-    return await new Simulation(settings, Console.Out, TimeProvider.System).RunAsync(cancellationToken);
+    // The device-side publish spans and SDK metrics go over OTLP when the environment names a collector
+    // (OTEL_EXPORTER_OTLP_ENDPOINT or Telemetry__OtlpEndpoint; Telemetry/README.md); disposing flushes them.
+    OtlpTelemetry telemetry;
+    try
+    {
+        telemetry = OtlpTelemetry.Create(new ConfigurationBuilder().AddEnvironmentVariables().Build(), new TelemetrySettings
+        {
+            DefaultServiceName = "cloudedge-simulator",
+            Sources = [DeviceSdkTelemetry.Name],
+            Meters = [DeviceSdkTelemetry.Name],
+        });
+    }
+    catch (InvalidOperationException e)
+    {
+        await Console.Error.WriteLineAsync(e.Message);
+        return 2;
+    }
+
+    using (telemetry)
+    {
+        if (telemetry.Enabled) Console.Out.WriteLine($"[simulator] exporting traces and metrics: {telemetry}");
+        return await new Simulation(settings, Console.Out, TimeProvider.System).RunAsync(cancellationToken);
+    }
 });
 
 var configuration = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };

@@ -9,6 +9,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
     private readonly IPersistentState<DeviceState> state;
     private readonly TimeProvider time;
     private readonly DevicePresenceOptions presence;
+    private readonly StreamOutbox<DeviceEvent> outbox;
     private IGrainTimer? presenceTimer;
 
     public DeviceGrain([PersistentState("device")] IPersistentState<DeviceState> state)
@@ -16,6 +17,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         this.state = state;
         time = ServiceProvider.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
         presence = ServiceProvider.GetService(typeof(DevicePresenceOptions)) as DevicePresenceOptions ?? new DevicePresenceOptions();
+        outbox = new StreamOutbox<DeviceEvent>(this, () => state.State.Outbox, state.WriteOrReloadAsync);
     }
 
     private string DeviceId => GrainId.Key;
@@ -25,8 +27,11 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         ArmPresenceTimer();
-        return Task.CompletedTask;
+        // Events the last activation stored but did not publish (it stopped or failed first).
+        return outbox.ActivateAsync(cancellationToken);
     }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => outbox.DeactivateAsync(cancellationToken);
 
     public async Task<DeviceView> Register(RegisterDevice command)
     {
@@ -43,6 +48,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
             // The first attempt may have stored the device and failed before the owner or gateway recorded it.
             await owner.AttachDevice(DeviceId);
             await GrainFactory.GetGrain<IGatewayGrain>(command.GatewayId).AttachDevice(DeviceId);
+            await DevicesDirectory().Add(DeviceId);
             return earlier;
         }
 
@@ -62,11 +68,13 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         S.Kind = kind;
         S.Model = model;
         S.RegisteredAt = time.GetUtcNow();
+        S.Listed = true;
         var view = View();
         S.Commands.Record(command.RequestId, fingerprint, view, DeviceRules.MaxLoggedCommands);
-        await state.WriteOrReloadAsync();
+        await outbox.SaveAsync();
         await owner.AttachDevice(DeviceId);
         await GrainFactory.GetGrain<IGatewayGrain>(command.GatewayId).AttachDevice(DeviceId);
+        await DevicesDirectory().Add(DeviceId);
         return view;
     }
 
@@ -113,6 +121,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         }
 
         var now = time.GetUtcNow();
+        var before = StatusNow();
         set.Values = values;
         set.Version++;
         set.UpdatedAt = now;
@@ -121,9 +130,10 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
             MarkSeen(now, online: true);
         }
 
+        AddStatusEventIfChanged(before, traceParent: null);
         var view = View();
         S.Commands.Record(command.RequestId, fingerprint, view, DeviceRules.MaxLoggedCommands);
-        await state.WriteOrReloadAsync();
+        await outbox.SaveAsync();
         ArmPresenceTimer();
         return view;
     }
@@ -139,10 +149,12 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         }
 
         EnsureRegistered();
+        var before = StatusNow();
         MarkSeen(command.At ?? time.GetUtcNow(), command.Online);
+        AddStatusEventIfChanged(before, traceParent: null);
         var view = View();
         S.Commands.Record(command.RequestId, fingerprint, view, DeviceRules.MaxLoggedCommands);
-        await state.WriteOrReloadAsync();
+        await outbox.SaveAsync();
         ArmPresenceTimer();
         return view;
     }
@@ -160,8 +172,19 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
 
         if (applied)
         {
-            await state.WriteOrReloadAsync();
+            var joining = !S.Listed;
+            S.Listed = true;
+            await outbox.SaveAsync();
             ArmPresenceTimer();
+            if (joining)
+            {
+                await DevicesDirectory().Add(DeviceId);
+            }
+        }
+        else if (outbox.HasPending)
+        {
+            // Events an earlier call stored but failed to publish: a retried uplink (all duplicates) gets them out.
+            await outbox.PublishAsync();
         }
 
         return outcomes;
@@ -227,21 +250,25 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
 
         // Items without a context of their own belong to the trace of the uplink request that carried them.
         var traceParent = (item.Summary is { } withContext ? withContext.TraceParent : item.Alert!.TraceParent) ?? TraceContext.CurrentCall();
-        if (item.Summary is { } summary)
+        var before = StatusNow();
+        if (item.Summary is { } received)
         {
+            var summary = received with { Kind = received.Kind.Trim(), TraceParent = traceParent, Links = received.Links is null ? null : [.. received.Links] };
             // A gateway's backlog can deliver windows late: keep the summary with the latest window.
             if (S.LatestSummary is null || summary.WindowEnd >= S.LatestSummary.WindowEnd)
             {
-                S.LatestSummary = summary with { Kind = summary.Kind.Trim(), TraceParent = traceParent, Links = summary.Links is null ? null : [.. summary.Links] };
+                S.LatestSummary = summary;
             }
 
             MarkSeenByUplink(summary.WindowEnd);
+            S.ModelVersion = summary.ModelVersion ?? S.ModelVersion;
+            AddEvent(new DeviceEvent(PlatformStreams.SummaryEvent, DeviceId, S.GatewayId, summary.WindowEnd, summary, null, null));
         }
         else
         {
-            var alert = item.Alert!;
+            var alert = item.Alert! with { Kind = item.Alert.Kind.Trim(), TraceParent = traceParent };
             var counters = S.Alerts;
-            var kind = alert.Kind.Trim();
+            var kind = alert.Kind;
             counters.Total++;
             if (counters.ByKind.ContainsKey(kind) || counters.ByKind.Count < DeviceRules.MaxAlertKinds)
             {
@@ -252,12 +279,15 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
             {
                 counters.LastAt = alert.At;
                 counters.LastKind = kind;
-                S.LatestAlert = alert with { Kind = kind, TraceParent = traceParent };
+                S.LatestAlert = alert;
             }
 
             MarkSeenByUplink(alert.At);
+            S.ModelVersion = alert.ModelVersion ?? S.ModelVersion;
+            AddEvent(new DeviceEvent(PlatformStreams.AlertEvent, DeviceId, S.GatewayId, alert.At, null, alert, null));
         }
 
+        AddStatusEventIfChanged(before, traceParent);
         S.HighestSeq[gatewayId] = seq;
         return UplinkOutcome.Applied(itemId);
     }
@@ -309,11 +339,32 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
     {
         if (S.Connection == DeviceConnection.Online && S.LastSeen is { } seen && time.GetUtcNow() - seen >= presence.OfflineAfter)
         {
+            var before = StatusNow();
             S.Connection = DeviceConnection.Offline;
-            await state.WriteOrReloadAsync(CancellationToken.None);
+            AddStatusEventIfChanged(before, traceParent: null);
+            await outbox.SaveAsync();
         }
 
         ArmPresenceTimer();
+    }
+
+    private IDirectoryGrain DevicesDirectory() => GrainFactory.GetGrain<IDirectoryGrain>(IDirectoryGrain.Devices);
+
+    private (DeviceConnection Connection, string? ModelVersion) StatusNow() => (S.Connection, S.ModelVersion);
+
+    private void AddEvent(DeviceEvent deviceEvent) =>
+        outbox.Add(deviceEvent, PlatformStreams.StreamsOf(deviceEvent), deviceEvent.TraceParent);
+
+    /// <summary>A status event when the stored connection or the model version changed (in the trace of the item that changed it, if any).</summary>
+    private void AddStatusEventIfChanged((DeviceConnection Connection, string? ModelVersion) before, string? traceParent)
+    {
+        if (before == StatusNow())
+        {
+            return;
+        }
+
+        var status = new DeviceEvent(PlatformStreams.StatusEvent, DeviceId, S.GatewayId, time.GetUtcNow(), null, null, new DeviceStatus(S.Connection, S.ModelVersion, S.LastSeen));
+        outbox.Add(status, PlatformStreams.StreamsOf(status), traceParent);
     }
 
     private DeviceConnection EffectiveConnection(DeviceState s) =>

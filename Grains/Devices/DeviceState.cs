@@ -36,6 +36,15 @@ public sealed class DeviceState
     public Dictionary<string, long> HighestSeq { get; set; } = new(StringComparer.Ordinal);
 
     public CommandLog<DeviceView> Commands { get; set; } = new();
+
+    /// <summary>The model version of the latest applied item that named one.</summary>
+    public string? ModelVersion { get; set; }
+
+    /// <summary>True once the device is in the devices directory (devices registered before it existed join on their next uplink).</summary>
+    public bool Listed { get; set; }
+
+    /// <summary>Events stored with the change they describe and not yet published (see <see cref="StreamOutbox{T}"/>).</summary>
+    public List<PendingEvent<DeviceEvent>> Outbox { get; set; } = [];
 }
 
 public sealed class PropertySetState

@@ -8,12 +8,22 @@ public sealed class GatewayGrain : Grain, IGatewayGrain
 
     private readonly IPersistentState<GatewayState> state;
     private readonly TimeProvider time;
+    private readonly StreamOutbox<DeviceEvent> outbox;
 
     public GatewayGrain([PersistentState("gateway")] IPersistentState<GatewayState> state)
     {
         this.state = state;
         time = ServiceProvider.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        outbox = new StreamOutbox<DeviceEvent>(this, () => state.State.Outbox, state.WriteOrReloadAsync);
     }
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // Events the last activation stored but did not publish (it stopped or failed first).
+        return outbox.ActivateAsync(cancellationToken);
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => outbox.DeactivateAsync(cancellationToken);
 
     private string GatewayId => GrainId.Key;
 
@@ -33,7 +43,7 @@ public sealed class GatewayGrain : Grain, IGatewayGrain
         }
 
         S.DeviceIds.Add(deviceId);
-        await state.WriteOrReloadAsync();
+        await SaveAsync();
     }
 
     public async Task<IReadOnlyList<UplinkOutcome>> RecordUplink(GatewayUplink uplink)
@@ -68,7 +78,7 @@ public sealed class GatewayGrain : Grain, IGatewayGrain
         S.Applied += uplink.Applied + applied;
         S.Duplicates += uplink.Duplicates + duplicates;
         S.Rejected += uplink.Rejected + rejected;
-        await state.WriteOrReloadAsync();
+        await SaveAsync();
         return outcomes;
     }
 
@@ -129,7 +139,7 @@ public sealed class GatewayGrain : Grain, IGatewayGrain
         S.DesiredModel = command.Model;
         S.DesiredVersion++;
         S.DesiredUpdatedAt = time.GetUtcNow();
-        await state.WriteOrReloadAsync();
+        await SaveAsync();
         return Desired();
     }
 
@@ -149,15 +159,32 @@ public sealed class GatewayGrain : Grain, IGatewayGrain
         }
 
         var reported = new ReportedModel(command.Name, command.Version, command.Status, command.Error);
+        var now = time.GetUtcNow();
         if (reported != S.ReportedModel || !state.RecordExists)
         {
             S.ReportedModel = reported;
             S.ReportedVersion++;
+            // The running version is what a fleet view shows; failures and progress are in the gateway's view.
+            var running = reported.Status == ModelStatus.Running ? reported.Version : null;
+            var status = new DeviceEvent(PlatformStreams.StatusEvent, null, GatewayId, now, null, null, new DeviceStatus(DeviceConnection.Online, running, now));
+            outbox.Add(status, PlatformStreams.StreamsOf(status), traceParent: null);
         }
 
-        S.ReportedUpdatedAt = time.GetUtcNow();
-        await state.WriteOrReloadAsync();
+        S.ReportedUpdatedAt = now;
+        await SaveAsync();
         return Reported();
+    }
+
+    /// <summary>Writes the state with the events it holds, publishes them, and lists the gateway in the directory the first time.</summary>
+    private async Task SaveAsync()
+    {
+        var joining = !S.Listed;
+        S.Listed = true;
+        await outbox.SaveAsync();
+        if (joining)
+        {
+            await GrainFactory.GetGrain<IDirectoryGrain>(IDirectoryGrain.Gateways).Add(GatewayId);
+        }
     }
 
     private GatewayDesired Desired() => new(S.DesiredVersion, S.DesiredModel, S.DesiredUpdatedAt);

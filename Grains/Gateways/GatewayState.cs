@@ -41,4 +41,10 @@ public sealed class GatewayState
     public ReportedModel? ReportedModel { get; set; }
 
     public DateTimeOffset? ReportedUpdatedAt { get; set; }
+
+    /// <summary>True once the gateway is in the gateways directory (gateways known before it existed join on their next write).</summary>
+    public bool Listed { get; set; }
+
+    /// <summary>Status events stored with the change and not yet published (see <see cref="StreamOutbox{T}"/>).</summary>
+    public List<PendingEvent<DeviceEvent>> Outbox { get; set; } = [];
 }

@@ -6,12 +6,19 @@ public sealed class OrderGrain : Grain, IOrderGrain
 {
     private readonly IPersistentState<OrderState> state;
     private readonly TimeProvider time;
+    private readonly StreamOutbox<OrderChanged> outbox;
 
     public OrderGrain([PersistentState("order")] IPersistentState<OrderState> state)
     {
         this.state = state;
         time = ServiceProvider.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        outbox = new StreamOutbox<OrderChanged>(this, () => state.State.Outbox, state.WriteOrReloadAsync);
     }
+
+    // Events the last activation stored but did not publish (it stopped or failed first).
+    public override Task OnActivateAsync(CancellationToken cancellationToken) => outbox.ActivateAsync(cancellationToken);
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => outbox.DeactivateAsync(cancellationToken);
 
     private string OrderId => GrainId.Key;
 
@@ -54,7 +61,8 @@ public sealed class OrderGrain : Grain, IOrderGrain
         S.History = [new OrderEvent(OrderStatus.Created, now, command.RequestId)];
         var view = View();
         S.Commands.Record(command.RequestId, fingerprint, view);
-        await state.WriteOrReloadAsync();
+        AddEvent(OrderStatus.Created, view);
+        await outbox.SaveAsync();
         await user.AttachOrder(OrderId);
         return view;
     }
@@ -110,9 +118,13 @@ public sealed class OrderGrain : Grain, IOrderGrain
         S.History.Add(new OrderEvent(to, now, requestId!));
         var view = View();
         S.Commands.Record(requestId!, fingerprint, view);
-        await state.WriteOrReloadAsync();
+        AddEvent(to, view);
+        await outbox.SaveAsync();
         return view;
     }
+
+    private void AddEvent(OrderStatus change, OrderView view) =>
+        outbox.Add(new OrderChanged(change.ToString().ToLowerInvariant(), view), [PlatformStreams.OrdersStream(view.UserId).ToString()], TraceContext.CurrentCall());
 
     private OrderState EnsureCreated() =>
         S.Created ? S : throw new EntityNotFoundException("order_not_found", $"Order '{OrderId}' does not exist.");

@@ -24,4 +24,7 @@ public sealed class OrderState
     public List<OrderEvent> History { get; set; } = [];
 
     public CommandLog<OrderView> Commands { get; set; } = new();
+
+    /// <summary>Order events stored with the change and not yet published (see <see cref="StreamOutbox{T}"/>).</summary>
+    public List<PendingEvent<OrderChanged>> Outbox { get; set; } = [];
 }

@@ -26,41 +26,26 @@ public sealed class UserDirectoryState
     public List<string> UserIds { get; set; } = [];
 }
 
-public sealed class UserDirectoryGrain([PersistentState("users")] IPersistentState<UserDirectoryState> state) : Grain, IUserDirectoryGrain
+public sealed class UserDirectoryGrain : Grain, IUserDirectoryGrain
 {
-    private HashSet<string> known = new(StringComparer.Ordinal);
+    private readonly IPersistentState<UserDirectoryState> state;
+    private readonly IdSet ids;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public UserDirectoryGrain([PersistentState("users")] IPersistentState<UserDirectoryState> state)
     {
-        known = new HashSet<string>(state.State.UserIds, StringComparer.Ordinal);
-        return Task.CompletedTask;
+        this.state = state;
+        ids = new IdSet(() => state.State.UserIds);
     }
 
     public async Task Add(string userId)
     {
         Identifiers.EnsureId(userId, "userId");
-        if (!known.Add(userId))
-        {
-            return;
-        }
-
-        state.State.UserIds.Add(userId);
-        try
-        {
-            await state.WriteOrReloadAsync();
-        }
-        catch
-        {
-            known = new HashSet<string>(state.State.UserIds, StringComparer.Ordinal);
-            throw;
-        }
+        await ids.AddAndWriteAsync(userId, state);
     }
 
     public Task<UserIdPage> List(int offset, int limit)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
-        var ids = state.State.UserIds;
-        return Task.FromResult(new UserIdPage([.. ids.Skip(offset).Take(limit)], ids.Count));
+        var (page, total) = ids.Page(offset, limit);
+        return Task.FromResult(new UserIdPage(page, total));
     }
 }

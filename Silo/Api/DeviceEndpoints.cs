@@ -33,13 +33,18 @@ internal static class DeviceEndpoints
         devices.MapGet("/", async (string? ownerId, int? offset, int? limit, HttpContext http, [FromServices] IGrainFactory grains) =>
         {
             var caller = Caller.From(http.User);
+            if (ownerId is null && caller.IsAdmin)
+            {
+                return TypedResults.Ok(await ListAllDevices(grains, offset, limit));
+            }
+
             var owner = ownerId ?? caller.Subject;
             CommandHeaders.EnsureId(owner, "ownerId");
             caller.EnsureCanAccessUser(owner);
             return TypedResults.Ok(await ListDevices(grains.GetGrain<IUserGrain>(owner), grains, offset, limit));
         })
         .WithName("ListDevices")
-        .WithSummary("Lists the caller's devices; admins pass ?ownerId= for another user's.")
+        .WithSummary("Lists the caller's devices; admins get every device (the fleet), or pass ?ownerId= for one user's.")
         .ProducesProblem(StatusCodes.Status404NotFound);
 
         devices.MapGet("/{deviceId}", async (string deviceId, HttpContext http, [FromServices] IGrainFactory grains) =>
@@ -142,7 +147,20 @@ internal static class DeviceEndpoints
     {
         var (o, l) = Paging.Read(offset, limit);
         var ids = await user.GetDeviceIds();
-        var views = await Task.WhenAll(ids.Skip(o).Take(l).Select(id => grains.GetGrain<IDeviceGrain>(id).Get()));
-        return new Page<DeviceResponse>([.. views.Select(DeviceResponse.From)], ids.Count, o, l);
+        return await DevicePage(grains, [.. ids.Skip(o).Take(l)], ids.Count, o, l);
+    }
+
+    /// <summary>Every registered device, in registration order, with its connection and latest summary.</summary>
+    private static async Task<Page<DeviceResponse>> ListAllDevices(IGrainFactory grains, int? offset, int? limit)
+    {
+        var (o, l) = Paging.Read(offset, limit);
+        var page = await grains.GetGrain<IDirectoryGrain>(IDirectoryGrain.Devices).List(o, l);
+        return await DevicePage(grains, page.Ids, page.Total, o, l);
+    }
+
+    private static async Task<Page<DeviceResponse>> DevicePage(IGrainFactory grains, IReadOnlyList<string> ids, int total, int offset, int limit)
+    {
+        var views = await Task.WhenAll(ids.Select(id => grains.GetGrain<IDeviceGrain>(id).Get()));
+        return new Page<DeviceResponse>([.. views.Select(DeviceResponse.From)], total, offset, limit);
     }
 }

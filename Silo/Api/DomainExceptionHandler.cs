@@ -33,12 +33,20 @@ internal sealed partial class DomainExceptionHandler(IProblemDetailsService prob
             httpContext.Response.Headers.RetryAfter = "1";
         }
 
-        return await problems.TryWriteAsync(new ProblemDetailsContext
+        if (await problems.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = httpContext,
             ProblemDetails = problem,
             Exception = exception,
-        });
+        }))
+        {
+            return true;
+        }
+
+        // The writer declines clients that do not accept JSON (EventSource sends Accept: text/event-stream);
+        // they still get the problem, as application/problem+json.
+        await TypedResults.Problem(problem).ExecuteAsync(httpContext);
+        return true;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Method} {Path} answered {Status} {Code}: {Detail}")]
@@ -76,6 +84,7 @@ internal sealed partial class DomainExceptionHandler(IProblemDetailsService prob
             {
                 StatusCodes.Status413PayloadTooLarge => "Payload too large",
                 StatusCodes.Status415UnsupportedMediaType => "Unsupported media type",
+                StatusCodes.Status429TooManyRequests => "Too many requests",
                 _ => "Malformed request",
             }, e.Message, e.Code),
         AccessDeniedException e => Problem(StatusCodes.Status403Forbidden, "Forbidden", e.Message, "forbidden"),

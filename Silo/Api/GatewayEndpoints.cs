@@ -17,6 +17,18 @@ internal static class GatewayEndpoints
     {
         var gateways = api.MapGroup("/gateways").WithTags("Gateways");
 
+        gateways.MapGet("/", async (int? offset, int? limit, HttpContext http, [FromServices] IGrainFactory grains) =>
+        {
+            Caller.From(http.User).EnsureAdmin("list all gateways");
+            var (o, l) = Paging.Read(offset, limit);
+            var page = await grains.GetGrain<IDirectoryGrain>(IDirectoryGrain.Gateways).List(o, l);
+            var views = await Task.WhenAll(page.Ids.Select(id => grains.GetGrain<IGatewayGrain>(id).Get()));
+            return TypedResults.Ok(new Page<GatewayResponse>([.. views.Select(GatewayResponse.From)], page.Total, o, l));
+        })
+        .WithName("ListGateways")
+        .WithSummary("Lists every known gateway with its devices, uplink health, desired and reported model (admin only).")
+        .ProducesProblem(StatusCodes.Status403Forbidden);
+
         gateways.MapPost("/{gatewayId}/uplink", async (string gatewayId, HttpContext http, [FromServices] IGrainFactory grains,
             [FromServices] IOptions<EdgeOptions> options, [FromServices] IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, [FromServices] TimeProvider time, [FromServices] SiloMetrics metrics, [FromServices] ILoggerFactory logs) =>
         {

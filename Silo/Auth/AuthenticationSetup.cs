@@ -1,3 +1,4 @@
+using CloudEdge.Silo.Live;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -25,6 +26,7 @@ internal static class AuthenticationSetup
             {
                 jwt.MapInboundClaims = false;
                 jwt.RequireHttpsMetadata = false;
+                jwt.Events = new JwtBearerEvents { OnMessageReceived = QueryTokenOnLivePaths };
                 jwt.TokenValidationParameters = new TokenValidationParameters
                 {
                     ValidateIssuer = true,
@@ -42,5 +44,21 @@ internal static class AuthenticationSetup
                 };
             });
         builder.Services.AddAuthorization();
+    }
+
+    /// <summary>
+    /// Browsers' EventSource cannot send an Authorization header, so the live (Server-Sent Events) routes,
+    /// and only they, also take the token as <c>?access_token=</c>. A header, when sent, wins.
+    /// </summary>
+    private static Task QueryTokenOnLivePaths(MessageReceivedContext context)
+    {
+        if (context.Request.Path.StartsWithSegments(LiveEndpoints.PathPrefix, StringComparison.Ordinal)
+            && context.Request.Headers.Authorization.Count == 0
+            && context.Request.Query["access_token"] is [{ Length: > 0 } token])
+        {
+            context.Token = token;
+        }
+
+        return Task.CompletedTask;
     }
 }

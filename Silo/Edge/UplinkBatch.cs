@@ -48,7 +48,20 @@ internal static partial class UplinkBatch
         var accepting = new bool[byDevice.Count];
         var calls = byDevice.Select(async (pair, d) =>
         {
-            var results = await grains.GetGrain<IDeviceGrain>(pair.Key).ApplyUplink([.. pair.Value.Select(v => v.Item)]);
+            List<DeviceUplinkItem> items = [.. pair.Value.Select(v => v.Item)];
+            var spans = UplinkTracing.StartItems(gatewayId, pair.Key, items);
+            IReadOnlyList<UplinkOutcome> results;
+            try
+            {
+                results = await grains.GetGrain<IDeviceGrain>(pair.Key).ApplyUplink(items);
+            }
+            catch (Exception e)
+            {
+                UplinkTracing.FailItems(spans, e);
+                throw;
+            }
+
+            UplinkTracing.StopItems(spans, results);
             for (var j = 0; j < pair.Value.Count; j++)
             {
                 outcomes[pair.Value[j].Index] = results[j];

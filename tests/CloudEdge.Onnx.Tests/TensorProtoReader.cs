@@ -1,11 +1,12 @@
 using System.Buffers.Binary;
 using System.Text;
+using CloudEdge.Testing.Protobuf;
 
 namespace CloudEdge.Onnx.Tests;
 
 /// <summary>
 /// One ONNX TensorProto (onnx.proto: dims = 1, data_type = 2, float_data = 4, int32_data = 5, int64_data = 7,
-/// name = 8, raw_data = 9, double_data = 10), read straight from the protobuf wire format. Repeated numeric
+/// name = 8, raw_data = 9, double_data = 10), read straight from the protobuf wire format (<see cref="ProtobufReader"/>). Repeated numeric
 /// fields are accepted packed and unpacked, as the protobuf spec requires of a parser.
 /// </summary>
 internal sealed class TensorProtoData
@@ -28,7 +29,7 @@ internal sealed class TensorProtoData
     public static TensorProtoData Parse(ReadOnlySpan<byte> message)
     {
         var t = new TensorProtoData();
-        var r = new WireReader(message);
+        var r = new ProtobufReader(message);
         while (!r.End)
         {
             var (field, wireType) = r.ReadTag();
@@ -88,75 +89,5 @@ internal sealed class TensorProtoData
         var values = new T[count];
         for (var i = 0; i < count; i++) values[i] = read(raw, i * size);
         return values;
-    }
-
-    private ref struct WireReader(ReadOnlySpan<byte> data)
-    {
-        private readonly ReadOnlySpan<byte> _data = data;
-        private int _position;
-
-        public readonly bool End => _position >= _data.Length;
-
-        public (int Field, int WireType) ReadTag()
-        {
-            var tag = ReadVarint();
-            return ((int)(tag >> 3), (int)(tag & 7));
-        }
-
-        public ulong ReadVarint()
-        {
-            ulong value = 0;
-            for (var shift = 0; shift < 64; shift += 7)
-            {
-                if (_position >= _data.Length) throw new InvalidDataException("Truncated varint.");
-                var b = _data[_position++];
-                value |= (ulong)(b & 0x7F) << shift;
-                if ((b & 0x80) == 0) return value;
-            }
-            throw new InvalidDataException("Varint longer than 10 bytes.");
-        }
-
-        public uint ReadFixed32()
-        {
-            var v = BinaryPrimitives.ReadUInt32LittleEndian(_data.Slice(_position, 4));
-            _position += 4;
-            return v;
-        }
-
-        public ulong ReadFixed64()
-        {
-            var v = BinaryPrimitives.ReadUInt64LittleEndian(_data.Slice(_position, 8));
-            _position += 8;
-            return v;
-        }
-
-        public ReadOnlySpan<byte> ReadLengthDelimited()
-        {
-            var length = checked((int)ReadVarint());
-            if (length > _data.Length - _position) throw new InvalidDataException("Length-delimited field runs past the end.");
-            var slice = _data.Slice(_position, length);
-            _position += length;
-            return slice;
-        }
-
-        public List<ulong> ReadPackedVarints()
-        {
-            var inner = new WireReader(ReadLengthDelimited());
-            var values = new List<ulong>();
-            while (!inner.End) values.Add(inner.ReadVarint());
-            return values;
-        }
-
-        public void Skip(int wireType)
-        {
-            switch (wireType)
-            {
-                case 0: ReadVarint(); break;
-                case 1: _position += 8; break;
-                case 2: ReadLengthDelimited(); break;
-                case 5: _position += 4; break;
-                default: throw new InvalidDataException($"Unsupported wire type {wireType}.");
-            }
-        }
     }
 }

@@ -1,0 +1,89 @@
+using CloudEdge.Runtime;
+
+namespace CloudEdge.Grains;
+
+/// <summary>
+/// The streams the platform publishes (docs/live.md), all on the durable provider <see cref="Provider"/>.
+/// Only grains publish to them, after the change they describe is stored.
+/// </summary>
+public static class PlatformStreams
+{
+    /// <summary>The stream provider's name: the host registers a durable provider under it.</summary>
+    public const string Provider = "platform";
+
+    /// <summary>Per device (key: device id): its summaries, alerts and status changes.</summary>
+    public const string Device = "device";
+
+    /// <summary>Per gateway (key: gateway id): every event of its devices, and its own model changes.</summary>
+    public const string Gateway = "gateway";
+
+    /// <summary>Every alert of the fleet, on the one key <see cref="Fleet"/>.</summary>
+    public const string Alerts = "alerts";
+
+    /// <summary>Every status change of the fleet (devices and gateways), on the one key <see cref="Fleet"/>.</summary>
+    public const string Status = "status";
+
+    /// <summary>Per user (key: user id): the changes of their orders.</summary>
+    public const string Orders = "orders";
+
+    /// <summary>The key of the fleet-wide streams.</summary>
+    public const string Fleet = "fleet";
+
+    /// <summary>The values of <see cref="DeviceEvent.Type"/>.</summary>
+    public const string SummaryEvent = "summary";
+
+    public const string AlertEvent = "alert";
+
+    public const string StatusEvent = "status";
+
+    public static StreamId DeviceStream(string deviceId) => StreamId.Create(Device, deviceId);
+
+    public static StreamId GatewayStream(string gatewayId) => StreamId.Create(Gateway, gatewayId);
+
+    public static StreamId AlertsStream { get; } = StreamId.Create(Alerts, Fleet);
+
+    public static StreamId StatusStream { get; } = StreamId.Create(Status, Fleet);
+
+    public static StreamId OrdersStream(string userId) => StreamId.Create(Orders, userId);
+
+    /// <summary>The streams a device event goes to: its device and gateway, and the fleet stream of its type.</summary>
+    public static List<string> StreamsOf(DeviceEvent deviceEvent)
+    {
+        ArgumentNullException.ThrowIfNull(deviceEvent);
+        var streams = new List<string>(3);
+        if (deviceEvent.DeviceId is { } deviceId)
+        {
+            streams.Add(DeviceStream(deviceId).ToString());
+        }
+
+        streams.Add(GatewayStream(deviceEvent.GatewayId).ToString());
+        switch (deviceEvent.Type)
+        {
+            case AlertEvent: streams.Add(AlertsStream.ToString()); break;
+            case StatusEvent: streams.Add(StatusStream.ToString()); break;
+        }
+
+        return streams;
+    }
+}
+
+/// <summary>
+/// One event of a device (or, with a null <see cref="DeviceId"/>, of a gateway): <see cref="Type"/>
+/// <c>summary</c> (with <see cref="Summary"/>), <c>alert</c> (with <see cref="Alert"/>) or <c>status</c>
+/// (with <see cref="Status"/>). <see cref="At"/> is when it happened: the summary's window end, the alert's
+/// time, the status change's time.
+/// </summary>
+[Immutable]
+public sealed record DeviceEvent(string Type, string? DeviceId, string GatewayId, DateTimeOffset At, DeviceSummary? Summary, DeviceAlert? Alert, DeviceStatus? Status)
+{
+    /// <summary>The trace the event belongs to: the summary's or alert's own context.</summary>
+    internal string? TraceParent => Summary?.TraceParent ?? Alert?.TraceParent;
+}
+
+/// <summary>A device's (or gateway's) presence and the model version it runs, after a change of either.</summary>
+[Immutable]
+public sealed record DeviceStatus(DeviceConnection Connection, string? ModelVersion, DateTimeOffset? LastSeen);
+
+/// <summary>An order after a change: <see cref="Change"/> is created, paid, shipped, delivered or cancelled.</summary>
+[Immutable]
+public sealed record OrderChanged(string Change, OrderView Order);

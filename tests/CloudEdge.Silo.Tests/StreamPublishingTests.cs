@@ -1,0 +1,253 @@
+using System.Diagnostics.Metrics;
+using System.Net;
+using System.Text.Json.Nodes;
+using CloudEdge.Grains;
+using CloudEdge.Runtime;
+using CloudEdge.Silo.Auth;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CloudEdge.Silo.Tests;
+
+/// <summary>
+/// How the grains publish (status changes on a controlled clock, gateway model changes, no event lost
+/// to a crash) and how the live endpoints protect the silo (slow consumers, connections per caller).
+/// </summary>
+public sealed class StreamPublishingTests
+{
+    [Fact]
+    public async Task Presence_changes_are_published_as_status_events()
+    {
+        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var (gatewayId, deviceId) = (Ids.New("gw"), Ids.New("dev"));
+        await using var silo = await TestSilo.StartAsync(settings: new Dictionary<string, string> { ["Devices:OfflineAfter"] = "00:01:00" }, services: s => s.AddSingleton<TimeProvider>(clock));
+        await EdgeHttp.RegisterDevice(silo, deviceId, gatewayId);
+        var admin = silo.As("ops", Roles.Admin);
+        await using var status = await LiveSse.ConnectAsync(admin, "/api/v1/live/status");
+        await using var device = await LiveSse.ConnectAsync(admin, $"/api/v1/live/devices/{deviceId}");
+
+        (await silo.Gateway(gatewayId).Uplink(gatewayId, EdgeHttp.Summary(gatewayId, deviceId, 1, clock.GetUtcNow().AddSeconds(-5), 20))).AssertStatus(HttpStatusCode.OK);
+        Assert.Equal("Online", (string?)(await status.TakeAsync(1))[0].Data["status"]!["connection"]);
+
+        clock.Advance(TimeSpan.FromSeconds(70));
+        var offline = (await status.TakeAsync(1))[0];
+        Assert.Equal(deviceId, offline.Str("deviceId"));
+        Assert.Equal(gatewayId, offline.Str("gatewayId"));
+        Assert.Equal("Offline", (string?)offline.Data["status"]!["connection"]);
+        Assert.Equal(["summary", "status", "status"], (await device.TakeAsync(3)).Select(e => e.Event));
+
+        // An admin marking it online again is a change too.
+        (await admin.Post($"/api/v1/devices/{deviceId}/connection", new { online = true }, "on-1")).AssertStatus(HttpStatusCode.OK);
+        Assert.Equal("Online", (string?)(await status.TakeAsync(1))[0].Data["status"]!["connection"]);
+    }
+
+    [Fact]
+    public async Task A_gateways_reported_model_is_published_on_its_stream_and_the_fleet_status()
+    {
+        await using var silo = await TestSilo.StartAsync();
+        var gatewayId = Ids.New("gw");
+        await EdgeHttp.RegisterDevice(silo, Ids.New("dev"), gatewayId);
+        var admin = silo.As("ops", Roles.Admin);
+        await using var gatewayStream = await LiveSse.ConnectAsync(silo.Gateway(gatewayId), $"/api/v1/live/gateways/{gatewayId}");
+        await using var status = await LiveSse.ConnectAsync(admin, "/api/v1/live/status");
+
+        (await silo.Gateway(gatewayId).Send(HttpMethod.Put, $"/api/v1/gateways/{gatewayId}/reported", new { model = new { name = "anomaly", version = "v2", status = "running" } }))
+            .AssertStatus(HttpStatusCode.OK);
+        foreach (var stream in new[] { gatewayStream, status })
+        {
+            var change = (await stream.TakeAsync(1))[0];
+            Assert.Equal("status", change.Event);
+            Assert.Null(change.Str("deviceId"));
+            Assert.Equal(gatewayId, change.Str("gatewayId"));
+            Assert.Equal("v2", (string?)change.Data["status"]!["modelVersion"]);
+        }
+    }
+
+    [Fact]
+    public async Task Events_stored_but_not_published_before_a_crash_are_published_when_the_grain_activates()
+    {
+        var directory = TestSilo.NewDataDirectory();
+        try
+        {
+            string gatewayId = Ids.New("gw"), deviceId = Ids.New("dev");
+            JsonObject crashed;
+            await using (var first = await TestSilo.StartAsync(directory))
+            {
+                await EdgeHttp.RegisterDevice(first, deviceId, gatewayId);
+                (await first.Gateway(gatewayId).Uplink(gatewayId, EdgeHttp.Alert(gatewayId, deviceId, 1, DateTimeOffset.UtcNow))).AssertStatus(HttpStatusCode.OK);
+                // The state write carried the events with the alert; they leave the stored state only with a later write.
+                crashed = await DeviceRecord(directory, deviceId);
+                var outbox = crashed["outbox"]!.AsArray();
+                Assert.Equal(2, outbox.Count);
+                Assert.Equal([$"device/{deviceId}", $"gateway/{gatewayId}", "alerts/fleet"], outbox[0]!["streams"]!.AsArray().Select(s => (string?)s));
+            }
+
+            // The crash: the silo stopped after the write and before the events left the state.
+            await WriteDeviceRecord(directory, deviceId, crashed);
+
+            await using var second = await TestSilo.StartAsync(directory);
+            var admin = second.As("ops", Roles.Admin);
+            Assert.Equal(1, (long)(await admin.Get($"/api/v1/devices/{deviceId}")).AssertStatus(HttpStatusCode.OK)["alerts"]!["total"]!);
+            await using var stream = await LiveSse.ConnectAsync(admin, $"/api/v1/live/devices/{deviceId}?replay=100");
+            var events = await stream.TakeAsync(4);
+            // Published once before the crash, again at activation: the repeat carries the same item id.
+            Assert.Equal(["alert", "status", "alert", "status"], events.Select(e => e.Event));
+            Assert.Equal((string?)events[0].Data["alert"]!["itemId"], (string?)events[2].Data["alert"]!["itemId"]);
+            Assert.Equal(events[0].Str("traceId"), events[2].Str("traceId"));
+            await Wait.UntilAsync(async () => (await DeviceRecord(directory, deviceId))["outbox"]!.AsArray().Count == 0, "the republished events leave the stored state");
+        }
+        finally
+        {
+            TestSilo.DeleteDirectory(directory);
+        }
+    }
+
+    [Fact]
+    public async Task A_slow_client_is_disconnected_while_a_fast_one_on_the_same_stream_gets_everything()
+    {
+        await using var silo = await TestSilo.StartAsync(settings: new Dictionary<string, string>
+        {
+            ["Live:ClientBufferEvents"] = "32",
+            ["Live:SlowClientGrace"] = "00:00:01",
+        });
+        var disconnects = new List<string>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name == "cloudedge.silo.live.disconnects")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            lock (disconnects)
+            {
+                foreach (var tag in tags)
+                {
+                    if (tag.Key == "reason")
+                    {
+                        disconnects.Add((string)tag.Value!);
+                    }
+                }
+            }
+        });
+        listener.Start();
+
+        var gatewayId = Ids.New("gw");
+        var deviceId = Ids.New("dev");
+        await EdgeHttp.RegisterDevice(silo, deviceId, gatewayId);
+        var admin = silo.As("ops", Roles.Admin);
+        await using var slow = await LiveSse.ConnectAsync(admin, $"/api/v1/live/devices/{deviceId}");
+        await using var fast = await LiveSse.ConnectAsync(admin, $"/api/v1/live/devices/{deviceId}");
+
+        // Large events straight onto the stream (the SSE layer does not care who publishes), until the slow
+        // client, which never reads, fills its socket and its buffer.
+        var stream = silo.App.Services.GetRequiredKeyedService<IStreamProvider>(PlatformStreams.Provider).GetStream<DeviceEvent>(PlatformStreams.DeviceStream(deviceId));
+        var links = Enumerable.Range(0, DeviceRules.MaxLinks).Select(_ => EdgeHttp.NewTraceParent(out var _)).ToArray();
+        var published = 0L;
+        var received = new List<SseMessage>();
+        var fastReader = Task.Run(async () =>
+        {
+            while (await fast.NextAsync() is { } message)
+            {
+                lock (received)
+                {
+                    received.Add(message);
+                }
+            }
+        });
+        await Wait.UntilAsync(async () =>
+        {
+            if (Count(disconnects, "slow_consumer") > 0)
+            {
+                return true;
+            }
+
+            var batch = Enumerable.Range(0, 200).Select(i => new DeviceEvent("summary", deviceId, gatewayId, DateTimeOffset.UtcNow,
+                new DeviceSummary($"{gatewayId}:{deviceId}:{published + i + 1}", gatewayId, published + i + 1, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow,
+                    "temperature", 600, 1, 2, 1.5, 0.1, 0.1, 0, "v1", null, links), null, null));
+            published += (await stream.OnNextBatchAsync(batch)).Count;
+            return false;
+        }, "the slow client is disconnected");
+
+        // The fast client gets every event, in order, with no gap.
+        await Wait.UntilAsync(() => { lock (received) { return received.Count >= published; } }, $"the fast client receives all {published} events");
+        lock (received)
+        {
+            Assert.Equal(Enumerable.Range(1, (int)published).Select(i => (long)i), received.Take((int)published).Select(e => e.Seq));
+        }
+
+        // The slow client's stream ends; what it got is contiguous, and it resumes from its last id losing nothing.
+        var got = await slow.ReadToEndAsync();
+        Assert.Equal(Enumerable.Range(1, got.Count).Select(i => (long)i), got.Where(e => e.Event != "error").Select(e => e.Seq));
+        if (got.LastOrDefault() is { Event: "error" } error)
+        {
+            Assert.Equal("slow_consumer", error.Str("code"));
+        }
+
+        var lastSeen = got.Where(e => e.Event != "error").Select(e => e.Seq).DefaultIfEmpty(0).Max();
+        await using var resumed = await LiveSse.ConnectAsync(admin, $"/api/v1/live/devices/{deviceId}", lastEventId: lastSeen.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(lastSeen + 1, (await resumed.TakeAsync(1))[0].Seq);
+        Assert.True(Count(disconnects, "slow_consumer") == 1, string.Join(", ", disconnects));
+    }
+
+    [Fact]
+    public async Task A_caller_over_the_connection_limit_gets_429_and_idle_streams_get_keepalives()
+    {
+        await using var silo = await TestSilo.StartAsync(settings: new Dictionary<string, string>
+        {
+            ["Live:MaxConnectionsPerCaller"] = "2",
+            ["Live:KeepAliveInterval"] = "00:00:00.200",
+        });
+        var admin = silo.As("ops", Roles.Admin);
+        await using var one = await LiveSse.ConnectAsync(admin, "/api/v1/live/alerts");
+        await one.WaitForCommentAsync();
+        await using (var two = await LiveSse.ConnectAsync(admin, "/api/v1/live/status"))
+        {
+            using var third = await LiveSse.OpenAsync(admin, "/api/v1/live/alerts");
+            Assert.Equal(HttpStatusCode.TooManyRequests, third.StatusCode);
+            var problem = JsonNode.Parse(await third.Content.ReadAsStringAsync())!;
+            Assert.Equal("too_many_streams", (string?)problem["code"]);
+
+            // Another caller has its own allowance.
+            await using var other = await LiveSse.ConnectAsync(silo.As("ops2", Roles.Admin), "/api/v1/live/alerts");
+        }
+
+        // Closing a connection frees a place (the silo notices the client left).
+        await Wait.UntilAsync(async () =>
+        {
+            using var again = await LiveSse.OpenAsync(admin, "/api/v1/live/status");
+            return again.StatusCode == HttpStatusCode.OK;
+        }, "a place is free again after a connection closed");
+    }
+
+    private static int Count(List<string> reasons, string reason)
+    {
+        lock (reasons)
+        {
+            return reasons.Count(r => r == reason);
+        }
+    }
+
+    private static async Task<JsonObject> DeviceRecord(string directory, string deviceId)
+    {
+        await using var connection = new SqliteConnection($"Data Source={Path.Combine(directory, "grains.db")};Pooling=False");
+        await connection.OpenAsync();
+        await using var read = connection.CreateCommand();
+        read.CommandText = "SELECT payload FROM grain_state WHERE state_name = 'device' AND grain_id = $id";
+        read.Parameters.AddWithValue("$id", "device/" + deviceId);
+        return JsonNode.Parse((string)(await read.ExecuteScalarAsync())!)!.AsObject();
+    }
+
+    private static async Task WriteDeviceRecord(string directory, string deviceId, JsonObject payload)
+    {
+        await using var connection = new SqliteConnection($"Data Source={Path.Combine(directory, "grains.db")};Pooling=False");
+        await connection.OpenAsync();
+        await using var write = connection.CreateCommand();
+        write.CommandText = "UPDATE grain_state SET payload = $payload WHERE state_name = 'device' AND grain_id = $id";
+        write.Parameters.AddWithValue("$payload", payload.ToJsonString());
+        write.Parameters.AddWithValue("$id", "device/" + deviceId);
+        Assert.Equal(1, await write.ExecuteNonQueryAsync());
+    }
+}
