@@ -10,7 +10,7 @@ apt_packages=(
   chromium                           # dashboard tests (Playwright drives Debian's browser)
   python3-onnx python3-numpy         # model authoring
   libonnx-testdata                   # ONNX backend conformance data
-  docker-compose                     # static check of docker-compose.yml
+  docker-compose python3-yaml        # static check of docker-compose.yml (the test parses its output)
   openssl                            # test certificates
   wrk                                # HTTP load generator for bench/CloudEdge.Bench.Http
   sqlite3                            # the edge outage test reads the agent's edge.db from outside
