@@ -14,9 +14,9 @@ public sealed class UplinkOptions
     public int MaxBatchItems { get; set; } = 500;
     /// <summary>Uncompressed body bytes per request, roughly (the Silo accepts at most 4 MiB).</summary>
     public long MaxBatchBytes { get; set; } = 1024 * 1024;
-    /// <summary>Wait after new items appear so a request carries more than one.</summary>
+    /// <summary>Wait after summaries appear in an idle outbox so a request carries more than one; an alert ends it at once.</summary>
     public TimeSpan BatchDelay { get; set; } = TimeSpan.FromMilliseconds(200);
-    /// <summary>Drain rate after an outage: a backlog goes out oldest first at most this fast.</summary>
+    /// <summary>Drain rate after an outage: a backlog goes out oldest first at most this fast (after a burst of one batch).</summary>
     public int MaxItemsPerSecond { get; set; } = 2000;
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
     public int MaxRetryAttempts { get; set; } = 4;

@@ -27,11 +27,14 @@ internal enum UplinkOutcome
 /// Sends the outbox to the Silo (docs/uplink.md): oldest items first, so each device's items go in seq order;
 /// gzip JSON batches with the gateway's bearer token and a <c>traceparent</c> per request; retries with jittered
 /// exponential backoff and a circuit breaker (Polly). Items leave the outbox only when the Silo acknowledged them
-/// (applied or duplicate); rejected ones go to the dead-letter table. A backlog drains at a bounded rate.
+/// (applied or duplicate); rejected ones go to the dead-letter table. Summaries wait a short batching delay, alerts
+/// go at once (docs/edge-agent.md, "Uplink"). A backlog drains at a bounded rate.
 /// </summary>
 public sealed class UplinkSender : BackgroundService
 {
     private const int MaxLinks = 32;
+    /// <summary>An idle sender looks at the outbox this often even without a notification.</summary>
+    private static readonly TimeSpan IdleRecheck = TimeSpan.FromSeconds(30);
 
     private readonly SiloHttp _http;
     private readonly OutboxStore _outbox;
@@ -94,20 +97,27 @@ public sealed class UplinkSender : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var drain = new DrainBudget(_options.MaxItemsPerSecond, _batchLimit, _time);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
+                // Before the read: an alert the read misses ends the batching wait below.
+                var alert = _outbox.PrepareRead();
                 var (outcome, count) = await SendOnceAsync(stoppingToken).ConfigureAwait(false);
                 switch (outcome)
                 {
                     case UplinkOutcome.Idle:
-                        await _outbox.WaitForItemsAsync(TimeSpan.FromSeconds(30), stoppingToken).ConfigureAwait(false);
-                        await Task.Delay(_options.BatchDelay, _time, stoppingToken).ConfigureAwait(false);
+                        if (await _outbox.WaitForItemsAsync(IdleRecheck, _time, stoppingToken).ConfigureAwait(false))
+                        {
+                            await WaitToBatchAsync(alert, stoppingToken).ConfigureAwait(false);
+                        }
                         break;
                     case UplinkOutcome.Sent:
-                        // Bounded drain: a backlog after an outage goes out at MaxItemsPerSecond, not all at once.
-                        await Task.Delay(TimeSpan.FromSeconds((double)count / Math.Max(1, _options.MaxItemsPerSecond)), _time, stoppingToken).ConfigureAwait(false);
+                        // No batching wait here: whatever arrived while the request was in flight (an alert
+                        // included) goes in the next one, as fast as the drain budget allows.
+                        var wait = drain.Spend(count);
+                        if (wait > TimeSpan.Zero) await Task.Delay(wait, _time, stoppingToken).ConfigureAwait(false);
                         break;
                     default:
                         await Task.Delay(_options.OutageDelay, _time, stoppingToken).ConfigureAwait(false);
@@ -124,6 +134,21 @@ public sealed class UplinkSender : BackgroundService
                 await Task.Delay(_options.OutageDelay, _time, stoppingToken).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// Items appeared in an idle outbox: summaries wait <see cref="UplinkOptions.BatchDelay"/> so that a request
+    /// carries more than one, but an alert ends the wait at once. Sending early keeps each device's order: the
+    /// batch is still the outbox's oldest items, the summaries written before the alert included.
+    /// </summary>
+    private async Task WaitToBatchAsync(Task alert, CancellationToken cancellationToken)
+    {
+        if (_options.BatchDelay <= TimeSpan.Zero || alert.IsCompleted) return;
+        using var delayed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var delay = Task.Delay(_options.BatchDelay, _time, delayed.Token);
+        await Task.WhenAny(delay, alert).ConfigureAwait(false);
+        await delayed.CancelAsync().ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
     }
 
     /// <summary>Sends the oldest batch once (with the retry/breaker pipeline) and applies the Silo's answer.</summary>

@@ -27,7 +27,7 @@ if (args[0] == "latency")
     {
         Alerts = (int)Number("--alerts", defaults.Alerts),
         BaselineAlerts = (int)Number("--baseline", defaults.BaselineAlerts),
-        BatchDelay = TimeSpan.FromMilliseconds(Number("--batch-delay", defaults.BatchDelay.TotalMilliseconds)),
+        BatchDelay = options.ContainsKey("--batch-delay") ? TimeSpan.FromMilliseconds(Number("--batch-delay", 0)) : defaults.BatchDelay,
         Devices = (int)Number("--devices", defaults.Devices),
         WindowLength = TimeSpan.FromSeconds(Number("--window", defaults.WindowLength.TotalSeconds)),
         Rate = Number("--rate", defaults.Rate),

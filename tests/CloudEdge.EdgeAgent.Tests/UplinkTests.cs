@@ -1,21 +1,25 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net;
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Outbox;
 using CloudEdge.EdgePipeline.Storage;
 using CloudEdge.EdgePipeline.Uplink;
+using CloudEdge.EdgePipeline.Windows;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
 namespace CloudEdge.EdgeAgent.Tests;
 
-/// <summary>
-/// The uplink against a real HTTP endpoint on loopback implementing docs/uplink.md (see <see cref="FakeSilo"/>):
-/// the Silo's own uplink route was not there yet when these were written.
-/// </summary>
-public sealed class UplinkTests
+/// <summary>Outbox items written and notified as the pipeline does it (a transaction, a commit, then the notification).</summary>
+internal static class UplinkTestItems
 {
     private static readonly DateTimeOffset Now = new(2026, 11, 21, 18, 0, 0, TimeSpan.Zero);
 
-    private static void InsertAlerts(OutboxStore outbox, string dataDirectory, IEnumerable<string> devices, int perDevice, ref long readingSeq)
+    public static void Alerts(OutboxStore outbox, string dataDirectory, IEnumerable<string> devices, int perDevice, ref long readingSeq)
     {
         using var db = EdgeDatabase.Open(dataDirectory);
         using var transaction = db.BeginTransaction();
@@ -31,9 +35,29 @@ public sealed class UplinkTests
         outbox.NotifyNewItems();
     }
 
-    private static UplinkOptions Options(FakeSilo silo, SiloState state) => new()
+    /// <summary>A closed window's summary, committed and notified as the pipeline does it.</summary>
+    public static void Summary(OutboxStore outbox, string dataDirectory, string device, int window)
     {
-        SiloUrl = silo.Url,
+        var start = Now.AddMinutes(window);
+        var summary = new WindowAccumulator(device, SensorKind.Vibration, start, start.AddMinutes(1), 32);
+        summary.Add(2.5, 0.1, false, "v1", null);
+        using var db = EdgeDatabase.Open(dataDirectory);
+        using var transaction = db.BeginTransaction();
+        Assert.True(outbox.InsertSummary(db, transaction, summary, TelemetryPipeline.NewTraceParent(), Now));
+        transaction.Commit();
+        outbox.NotifyNewItems();
+    }
+}
+
+/// <summary>
+/// The uplink against a real HTTP endpoint on loopback implementing docs/uplink.md (see <see cref="FakeSilo"/>):
+/// the Silo's own uplink route was not there yet when these were written.
+/// </summary>
+public sealed class UplinkTests
+{
+    private static UplinkOptions Options(string siloUrl, SiloState state) => new()
+    {
+        SiloUrl = siloUrl,
         Token = state.Token,
         MaxBatchItems = 40,
         BatchDelay = TimeSpan.FromMilliseconds(10),
@@ -57,9 +81,9 @@ public sealed class UplinkTests
         var outbox = new OutboxStore(dir.Path, new OutboxOptions(), telemetry);
         string[] devices = ["dev-0", "dev-1", "dev-2", "dev-3", "dev-4"];
         long readingSeq = 0;
-        InsertAlerts(outbox, dir.Path, [.. devices, "dev-stranger"], 50, ref readingSeq);
+        UplinkTestItems.Alerts(outbox, dir.Path, [.. devices, "dev-stranger"], 50, ref readingSeq);
 
-        var options = Options(silo, state);
+        var options = Options(silo.Url, state);
         var http = new SiloHttp(options, "gw-test");
         var sender = new UplinkSender(http, outbox, options, telemetry, TimeProvider.System);
         await sender.StartAsync(CancellationToken.None);
@@ -67,7 +91,7 @@ public sealed class UplinkTests
 
         // The Silo dies; the agent keeps producing while it is down, then the agent restarts too.
         await silo.DisposeAsync();
-        InsertAlerts(outbox, dir.Path, devices, 20, ref readingSeq);
+        UplinkTestItems.Alerts(outbox, dir.Path, devices, 20, ref readingSeq);
         await sender.StopAsync(CancellationToken.None);
         sender.Dispose();
         http.Dispose();
@@ -128,8 +152,8 @@ public sealed class UplinkTests
         using var telemetry = new EdgeTelemetry();
         using var outbox = new OutboxStore(dir.Path, new OutboxOptions(), telemetry);
         long seq = 0;
-        InsertAlerts(outbox, dir.Path, ["dev-0"], 3, ref seq);
-        var options = Options(silo, state);
+        UplinkTestItems.Alerts(outbox, dir.Path, ["dev-0"], 3, ref seq);
+        var options = Options(silo.Url, state);
         options.Token = "not-the-token";
         using var http = new SiloHttp(options, "gw-test");
         using var sender = new UplinkSender(http, outbox, options, telemetry, TimeProvider.System);
@@ -149,8 +173,8 @@ public sealed class UplinkTests
         using var telemetry = new EdgeTelemetry();
         using var outbox = new OutboxStore(dir.Path, new OutboxOptions(), telemetry);
         long seq = 0;
-        InsertAlerts(outbox, dir.Path, ["dev-0", "dev-1"], 20, ref seq);
-        var options = Options(silo, state);
+        UplinkTestItems.Alerts(outbox, dir.Path, ["dev-0", "dev-1"], 20, ref seq);
+        var options = Options(silo.Url, state);
         using var http = new SiloHttp(options, "gw-test");
         using var sender = new UplinkSender(http, outbox, options, telemetry, TimeProvider.System);
         for (var i = 0; i < 50 && outbox.Count() > 0; i++) await sender.SendOnceAsync(CancellationToken.None);
@@ -160,5 +184,222 @@ public sealed class UplinkTests
         Assert.Equal(0, outbox.DeadLetterCount());
         Assert.Contains(state.BatchSizes, b => b > 7);           // the first try was refused with 413
         Assert.All(state.Applied.Take(5), id => Assert.StartsWith("gw-test:dev-", id));
+    }
+}
+
+/// <summary>
+/// When the uplink sends (docs/edge-agent.md, "Uplink"): summaries wait <see cref="UplinkOptions.BatchDelay"/>,
+/// alerts end the wait at once and keep each device's order, and a backlog drains at the bounded rate. The clock
+/// is manual (a one-minute batch delay never passes unless the test moves it); the endpoint is a real Kestrel one
+/// answering like the Silo (<see cref="SiloState"/>).
+/// </summary>
+public sealed class UplinkTimingTests
+{
+    private static readonly TimeSpan BatchDelay = TimeSpan.FromMinutes(1);
+
+    [Fact]
+    public async Task A_summary_alone_waits_for_the_batch_delay()
+    {
+        await using var uplink = await ManualUplink.WithWaitingSummaryAsync();
+
+        uplink.Time.Advance(BatchDelay - TimeSpan.FromSeconds(1));
+        Assert.Empty(uplink.State.Requests); // the sender waits on the delay alone, which has not passed
+
+        uplink.Time.Advance(TimeSpan.FromSeconds(1));
+        await Wait.UntilAsync(() => uplink.State.Snapshot().Count == 1, "the summary sent when the batch delay passed");
+        Assert.Single(uplink.State.Requests);
+    }
+
+    [Fact]
+    public async Task An_alert_ends_the_batch_delay_at_once_and_goes_out_behind_the_summary_of_its_device()
+    {
+        await using var uplink = await ManualUplink.WithWaitingSummaryAsync();
+        uplink.Time.Advance(TimeSpan.FromSeconds(30));
+        Assert.Empty(uplink.State.Requests);
+
+        uplink.Alert("dev-0");
+        await Wait.UntilAsync(() => uplink.State.Snapshot().Count == 2, "the alert sent without the batch delay passing");
+
+        Assert.Equal(TimeSpan.FromSeconds(30), uplink.Elapsed); // the clock never reached the delay's end
+        Assert.Equal([2], uplink.State.BatchSizes);            // one request: the waiting summary went with it
+        var sent = uplink.State.Snapshot().Select(i => (Type: i.Item.GetProperty("type").GetString(), Seq: i.Item.GetProperty("seq").GetInt64())).ToList();
+        Assert.Equal([("summary", 1L), ("alert", 2L)], sent);   // the device's order kept
+        await Wait.UntilAsync(() => uplink.Outbox.Count() == 0, "both acknowledged");
+    }
+
+    [Fact]
+    public async Task An_alert_added_while_a_batch_is_in_flight_goes_out_in_the_next_request_without_the_delay()
+    {
+        await using var uplink = await ManualUplink.StartAsync(holdFirstRequest: true);
+        await uplink.WaitUntilIdleAsync();
+        uplink.Alert("dev-0");
+        await uplink.FirstRequestHeld.WaitAsync(Wait.Long);
+
+        // While the first request is held: a summary, then an alert of another device.
+        uplink.Summary("dev-1", window: 0);
+        uplink.Alert("dev-1");
+        uplink.ReleaseFirstRequest();
+        await Wait.UntilAsync(() => uplink.State.Snapshot().Count == 3, "the items added in flight sent");
+
+        Assert.Equal(TimeSpan.Zero, uplink.Elapsed);
+        Assert.Equal([1, 2], uplink.State.BatchSizes);
+        var dev1 = uplink.State.Snapshot().Where(i => i.Item.GetProperty("deviceId").GetString() == "dev-1")
+            .Select(i => i.Item.GetProperty("type").GetString()).ToList();
+        Assert.Equal(["summary", "alert"], dev1);
+    }
+
+    [Fact]
+    public async Task A_backlog_drains_no_faster_than_MaxItemsPerSecond_after_a_burst_of_one_batch()
+    {
+        const int items = 60, batch = 10, rate = 100;
+        await using var uplink = await ManualUplink.StartAsync(configure: o =>
+        {
+            o.MaxBatchItems = batch;
+            o.MaxItemsPerSecond = rate;
+        }, startSender: false);
+        for (var i = 0; i < items / 2; i++)
+        {
+            uplink.Alert("dev-0");
+            uplink.Alert("dev-1");
+        }
+        await uplink.StartSenderAsync();
+
+        var deadline = DateTime.UtcNow + Wait.Long;
+        while (uplink.State.Snapshot().Count < items && DateTime.UtcNow < deadline)
+        {
+            // Never more than the burst (one batch), the batch that overspends, and the rate since the start.
+            var sent = uplink.State.Snapshot().Count;
+            Assert.True(sent <= (2 * batch) + (rate * uplink.Elapsed.TotalSeconds) + 1e-6, $"{sent} items sent after {uplink.Elapsed.TotalMilliseconds} ms");
+            uplink.Time.Advance(TimeSpan.FromMilliseconds(10));
+            await Task.Delay(5);
+        }
+
+        Assert.Equal(items, uplink.State.Snapshot().Count);
+        Assert.True(uplink.Elapsed >= TimeSpan.FromSeconds((items - (2.0 * batch)) / rate), $"drained in {uplink.Elapsed.TotalMilliseconds} ms of the clock");
+        foreach (var device in new[] { "dev-0", "dev-1" })
+        {
+            var seqs = uplink.State.Snapshot().Where(i => i.Item.GetProperty("deviceId").GetString() == device).Select(i => i.Item.GetProperty("seq").GetInt64());
+            Assert.Equal(Enumerable.Range(1, items / 2).Select(i => (long)i), seqs);
+        }
+    }
+
+    /// <summary>
+    /// A sender on a manual clock against the loopback endpoint (whose first request can be held). The sender sees
+    /// the clock through <see cref="TimerLog"/>, so the test knows what it waits on: its idle recheck (30 s) or the
+    /// batch delay. Requests take no time on this clock, so the request timeout is far away.
+    /// </summary>
+    private sealed class ManualUplink : IAsyncDisposable
+    {
+        private readonly TempDirectory _directory = new();
+        private readonly TaskCompletionSource _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly EdgeTelemetry _telemetry = new();
+        private readonly DateTimeOffset _start;
+        private readonly TimerLog _timers;
+        private WebApplication _silo = null!;
+        private SiloHttp _http = null!;
+        private UplinkSender _sender = null!;
+        private long _readingSeq;
+
+        private ManualUplink()
+        {
+            Outbox = new OutboxStore(_directory.Path, new OutboxOptions(), _telemetry);
+            _start = Time.GetUtcNow();
+            _timers = new TimerLog(Time);
+        }
+
+        public ManualTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 21, 18, 0, 0, TimeSpan.Zero));
+        public SiloState State { get; } = new();
+        public OutboxStore Outbox { get; }
+        public Task FirstRequestHeld => _held.Task;
+        public TimeSpan Elapsed => Time.GetUtcNow() - _start;
+
+        public static async Task<ManualUplink> StartAsync(bool holdFirstRequest = false, Action<UplinkOptions>? configure = null, bool startSender = true)
+        {
+            var uplink = new ManualUplink();
+            if (!holdFirstRequest) uplink._release.SetResult();
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+            uplink._silo = builder.Build();
+            var first = 1;
+            uplink._silo.MapPost("/api/v1/gateways/{gatewayId}/uplink", async (string gatewayId, HttpContext context) =>
+            {
+                if (Interlocked.Exchange(ref first, 0) == 1)
+                {
+                    uplink._held.TrySetResult();
+                    await uplink._release.Task;
+                }
+                await uplink.State.UplinkAsync(gatewayId, context);
+            });
+            await uplink._silo.StartAsync();
+            var options = new UplinkOptions
+            {
+                SiloUrl = uplink._silo.Urls.First(),
+                Token = uplink.State.Token,
+                BatchDelay = BatchDelay,
+                MaxItemsPerSecond = 100_000,
+                RequestTimeout = TimeSpan.FromHours(1),
+            };
+            configure?.Invoke(options);
+            uplink._http = new SiloHttp(options, uplink.State.GatewayId);
+            uplink._sender = new UplinkSender(uplink._http, uplink.Outbox, options, uplink._telemetry, uplink._timers);
+            if (startSender) await uplink.StartSenderAsync();
+            return uplink;
+        }
+
+        /// <summary>A sender that was idle, then got one summary of dev-0, and now waits on the batch delay.</summary>
+        public static async Task<ManualUplink> WithWaitingSummaryAsync()
+        {
+            var uplink = await StartAsync();
+            await uplink.WaitUntilIdleAsync();
+            uplink.Summary("dev-0", window: 0);
+            await Wait.UntilAsync(() => uplink._timers.Created(BatchDelay) > 0, "the sender waiting on the batch delay");
+            return uplink;
+        }
+
+        public Task StartSenderAsync() => _sender.StartAsync(CancellationToken.None);
+
+        public void Summary(string device, int window) => UplinkTestItems.Summary(Outbox, _directory.Path, device, window);
+
+        public void Alert(string device) => UplinkTestItems.Alerts(Outbox, _directory.Path, [device], 1, ref _readingSeq);
+
+        public void ReleaseFirstRequest() => _release.TrySetResult();
+
+        /// <summary>The sender read an empty outbox and waits for a notification (its idle recheck timer is armed).</summary>
+        public Task WaitUntilIdleAsync() => Wait.UntilAsync(() => _timers.Created(TimeSpan.FromSeconds(30)) > 0, "the sender idle");
+
+        public async ValueTask DisposeAsync()
+        {
+            _release.TrySetResult();
+            await _sender.StopAsync(CancellationToken.None);
+            _sender.Dispose();
+            _http.Dispose();
+            await _silo.StopAsync();
+            await _silo.DisposeAsync();
+            Outbox.Dispose();
+            _telemetry.Dispose();
+            _directory.Dispose();
+        }
+    }
+
+    /// <summary>The manual clock as the code under test sees it, counting the timers created per due time.</summary>
+    private sealed class TimerLog(ManualTimeProvider clock) : TimeProvider
+    {
+        private readonly ConcurrentDictionary<TimeSpan, int> _created = new();
+
+        public int Created(TimeSpan dueTime) => _created.GetValueOrDefault(dueTime);
+
+        public override long TimestampFrequency => clock.TimestampFrequency;
+
+        public override long GetTimestamp() => clock.GetTimestamp();
+
+        public override DateTimeOffset GetUtcNow() => clock.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            _created.AddOrUpdate(dueTime, 1, (_, n) => n + 1);
+            return clock.CreateTimer(callback, state, dueTime, period);
+        }
     }
 }
