@@ -1,15 +1,16 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using CloudEdge.Testing.Sse;
 
 namespace CloudEdge.Bench.Live;
 
-/// <summary>One Server-Sent Event as it arrived: its fields and the <see cref="Stopwatch"/> timestamp of its data line.</summary>
+/// <summary>One Server-Sent Event as it arrived: its fields and the <see cref="Stopwatch"/> timestamp when its frame was complete.</summary>
 internal readonly record struct SseEvent(string? Id, string Type, string Data, long ArrivedAt);
 
 /// <summary>
-/// A browser-less SSE client: one GET on a live route with a bearer token, the response read line by line as it
-/// arrives (docs/live.md: <c>retry:</c> first, then <c>id:</c>/<c>event:</c>/<c>data:</c> blocks, <c>:</c> comments).
+/// A browser-less SSE client: one GET on a live route with a bearer token, the response parsed as it arrives by the
+/// shared <see cref="ServerSentEventReader"/> (docs/live.md: <c>retry:</c> first, then <c>id:</c>/<c>event:</c>/<c>data:</c> blocks).
 /// <see cref="Ready"/> completes with the <c>retry:</c> line, which the Silo writes after it subscribed, so an
 /// event published after that reaches this client.
 /// </summary>
@@ -19,7 +20,6 @@ internal sealed class SseSubscriber : IAsyncDisposable
     private readonly CancellationTokenSource stop = new();
     private readonly Action<SseSubscriber, SseEvent> onEvent;
     private readonly Task reading;
-    private long dataArrivedAt;
 
     private SseSubscriber(HttpClient http, string path, string token, Action<SseSubscriber, SseEvent> onEvent)
     {
@@ -67,35 +67,23 @@ internal sealed class SseSubscriber : IAsyncDisposable
                 return;
             }
 
-            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(stop.Token));
-            string? id = null, type = null, data = null;
-            while (await reader.ReadLineAsync(stop.Token) is { } line)
+            using var reader = new ServerSentEventReader(await response.Content.ReadAsStreamAsync(stop.Token));
+            while (true)
             {
-                if (line.Length == 0)
+                var (ended, message) = await reader.ReadFrameOrMessageAsync(stop.Token);
+                if (ended)
                 {
-                    if (data is not null)
-                    {
-                        onEvent(this, new SseEvent(id, type ?? "message", data, dataArrivedAt));
-                    }
-
-                    id = type = data = null;
+                    break;
                 }
-                else if (line.StartsWith("retry:", StringComparison.Ordinal))
+
+                if (reader.RetryMilliseconds is not null)
                 {
                     ready.TrySetResult();
                 }
-                else if (line.StartsWith("data:", StringComparison.Ordinal))
+
+                if (message is not null)
                 {
-                    dataArrivedAt = Stopwatch.GetTimestamp();
-                    data = line["data:".Length..].TrimStart();
-                }
-                else if (line.StartsWith("event:", StringComparison.Ordinal))
-                {
-                    type = line["event:".Length..].Trim();
-                }
-                else if (line.StartsWith("id:", StringComparison.Ordinal))
-                {
-                    id = line["id:".Length..].Trim();
+                    onEvent(this, new SseEvent(message.Id, message.Event, message.Data, Stopwatch.GetTimestamp()));
                 }
             }
 
