@@ -230,13 +230,31 @@ internal sealed class OutboxStore : IDisposable
     // ---- uplink side: the store's own connection ----
 
     /// <summary>The oldest items first (insertion order, so each device's items are in seq order).</summary>
-    public List<OutboxItem> ReadBatch(int maxItems, long maxBytes)
+    public List<OutboxItem> ReadBatch(int maxItems, long maxBytes) =>
+        Read("SELECT id, device, seq, type, body, traceparent, bytes FROM outbox ORDER BY id LIMIT $n", maxItems, maxBytes);
+
+    /// <summary>
+    /// The batch of an urgent request: only the items of devices that have an alert waiting, oldest first, each
+    /// device's up to and including its last alert. Every item of such a device older than its alert is in it, so
+    /// each device's items still leave in seq order; the other devices' items wait for the next ordinary batch.
+    /// The alerts are found through <c>outbox_type</c>, and the scan by id stops at the newest alert.
+    /// </summary>
+    public List<OutboxItem> ReadAlertingBatch(int maxItems, long maxBytes) =>
+        Read("""
+            WITH alerting AS MATERIALIZED (SELECT device, MAX(id) AS last FROM outbox WHERE type = 'alert' GROUP BY device)
+            SELECT o.id, o.device, o.seq, o.type, o.body, o.traceparent, o.bytes
+            FROM outbox o JOIN alerting a ON a.device = o.device
+            WHERE o.id <= a.last AND o.id <= (SELECT MAX(id) FROM outbox WHERE type = 'alert')
+            ORDER BY o.id LIMIT $n
+            """, maxItems, maxBytes);
+
+    private List<OutboxItem> Read(string query, int maxItems, long maxBytes)
     {
         lock (_gate)
         {
             var items = new List<OutboxItem>();
             using var command = _connection.CreateCommand();
-            command.CommandText = "SELECT id, device, seq, type, body, traceparent, bytes FROM outbox ORDER BY id LIMIT $n";
+            command.CommandText = query;
             command.Parameters.AddWithValue("$n", maxItems);
             using var reader = command.ExecuteReader();
             long total = 0;

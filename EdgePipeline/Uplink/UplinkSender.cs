@@ -98,28 +98,54 @@ public sealed class UplinkSender : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var drain = new DrainBudget(_options.MaxItemsPerSecond, _batchLimit, _time);
+        // When the current batching wait began (a timestamp of _time); null when no wait is on.
+        long? batching = null;
+        // The next request carries only the alerting devices' items (OutboxStore.ReadAlertingBatch).
+        var urgent = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 // Before the read: an alert the read misses ends the batching wait below.
                 var alert = _outbox.PrepareRead();
-                var (outcome, count) = await SendOnceAsync(stoppingToken).ConfigureAwait(false);
+                var limit = _batchLimit;
+                var (outcome, count) = await SendOnceAsync(urgent, stoppingToken).ConfigureAwait(false);
+                if (outcome == UplinkOutcome.Sent)
+                {
+                    // The drain bound holds for urgent requests too: it protects the Silo after an outage whatever
+                    // the items are. An alert during a drain waits for at most one batch's share of it.
+                    var wait = drain.Spend(count);
+                    if (wait > TimeSpan.Zero) await Task.Delay(wait, _time, stoppingToken).ConfigureAwait(false);
+                }
+                if (urgent && outcome is UplinkOutcome.Sent or UplinkOutcome.Idle)
+                {
+                    // A full urgent batch may not have reached its devices' alerts yet: the next one is urgent too.
+                    // Otherwise the other devices' items keep the batching wait they were in (its end does not
+                    // move), and another alert ends it again. Without a wait on (items that arrived during a
+                    // request or a drain) they go in the next ordinary request, as they would have anyway.
+                    urgent = (outcome == UplinkOutcome.Sent && count >= limit)
+                             || (batching is { } began ? await WaitToBatchAsync(alert, began, stoppingToken).ConfigureAwait(false) : alert.IsCompleted);
+                    continue;
+                }
+                urgent = false;
                 switch (outcome)
                 {
                     case UplinkOutcome.Idle:
+                        batching = null;
                         if (await _outbox.WaitForItemsAsync(IdleRecheck, _time, stoppingToken).ConfigureAwait(false))
                         {
-                            await WaitToBatchAsync(alert, stoppingToken).ConfigureAwait(false);
+                            batching = _time.GetTimestamp();
+                            urgent = await WaitToBatchAsync(alert, batching.Value, stoppingToken).ConfigureAwait(false);
                         }
                         break;
                     case UplinkOutcome.Sent:
-                        // No batching wait here: whatever arrived while the request was in flight (an alert
-                        // included) goes in the next one, as fast as the drain budget allows.
-                        var wait = drain.Spend(count);
-                        if (wait > TimeSpan.Zero) await Task.Delay(wait, _time, stoppingToken).ConfigureAwait(false);
+                        // No batching wait here: whatever arrived while the request was in flight goes in the next
+                        // one, as fast as the drain budget allows; an alert among it makes that one urgent.
+                        batching = null;
+                        urgent = alert.IsCompleted;
                         break;
                     default:
+                        // After an outage the backlog drains oldest first, alerts included, as before.
                         await Task.Delay(_options.OutageDelay, _time, stoppingToken).ConfigureAwait(false);
                         break;
                 }
@@ -131,30 +157,43 @@ public sealed class UplinkSender : BackgroundService
             catch (Exception e)
             {
                 _logger.LogError(e, "Uplink loop failed; retrying");
+                urgent = false;
                 await Task.Delay(_options.OutageDelay, _time, stoppingToken).ConfigureAwait(false);
             }
         }
     }
 
     /// <summary>
-    /// Items appeared in an idle outbox: summaries wait <see cref="UplinkOptions.BatchDelay"/> so that a request
-    /// carries more than one, but an alert ends the wait at once. Sending early keeps each device's order: the
-    /// batch is still the outbox's oldest items, the summaries written before the alert included.
+    /// Items appeared in an idle outbox at <paramref name="began"/>: summaries wait until
+    /// <see cref="UplinkOptions.BatchDelay"/> after it, so that a request carries more than one, but an alert ends
+    /// the wait at once. True when an alert ended it: the next request is urgent and carries only the alerting
+    /// devices' items (each device's order kept, see <see cref="OutboxStore.ReadAlertingBatch"/>).
     /// </summary>
-    private async Task WaitToBatchAsync(Task alert, CancellationToken cancellationToken)
+    private async Task<bool> WaitToBatchAsync(Task alert, long began, CancellationToken cancellationToken)
     {
-        if (_options.BatchDelay <= TimeSpan.Zero || alert.IsCompleted) return;
+        var left = _options.BatchDelay - _time.GetElapsedTime(began);
+        if (alert.IsCompleted) return true;
+        if (left <= TimeSpan.Zero) return false;
         using var delayed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var delay = Task.Delay(_options.BatchDelay, _time, delayed.Token);
+        var delay = Task.Delay(left, _time, delayed.Token);
         await Task.WhenAny(delay, alert).ConfigureAwait(false);
         await delayed.CancelAsync().ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
+        return alert.IsCompleted;
     }
 
-    /// <summary>Sends the oldest batch once (with the retry/breaker pipeline) and applies the Silo's answer.</summary>
-    internal async Task<(UplinkOutcome Outcome, int Count)> SendOnceAsync(CancellationToken cancellationToken)
+    /// <summary>Sends the oldest batch once (an ordinary request, not an urgent one).</summary>
+    internal Task<(UplinkOutcome Outcome, int Count)> SendOnceAsync(CancellationToken cancellationToken) => SendOnceAsync(false, cancellationToken);
+
+    /// <summary>
+    /// Sends the oldest batch once (with the retry/breaker pipeline) and applies the Silo's answer; when
+    /// <paramref name="alertingOnly"/>, the oldest items of the devices that have an alert waiting.
+    /// </summary>
+    internal async Task<(UplinkOutcome Outcome, int Count)> SendOnceAsync(bool alertingOnly, CancellationToken cancellationToken)
     {
-        var batch = _outbox.ReadBatch(_batchLimit, _options.MaxBatchBytes);
+        var batch = alertingOnly
+            ? _outbox.ReadAlertingBatch(_batchLimit, _options.MaxBatchBytes)
+            : _outbox.ReadBatch(_batchLimit, _options.MaxBatchBytes);
         if (batch.Count == 0) return (UplinkOutcome.Idle, 0);
 
         var links = batch.Where(i => i.TraceParent is not null).Take(MaxLinks)

@@ -9,6 +9,7 @@ using System.Text.Json;
 using CloudEdge.DeviceSdk;
 using CloudEdge.Mqtt;
 using CloudEdge.Mqtt.Broker;
+using CloudEdge.Testing.Platform;
 
 namespace CloudEdge.Bench.Edge;
 
@@ -27,24 +28,18 @@ internal static class AlertLatencyBench
     {
         using var budget = new CancellationTokenSource(Budget);
         var ct = budget.Token;
-        var dir = Path.Combine(Path.GetTempPath(), "cloudedge-bench-latency-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
+        var dir = RepositoryLayout.NewTempDirectory("cloudedge-bench-latency");
         var key = "bench-signing-key-" + Guid.NewGuid().ToString("N");
-        var siloDll = HostProcess.Dll("Silo", "CloudEdge.Silo.dll");
-        var agentDll = HostProcess.Dll("EdgeAgent", "CloudEdge.EdgeAgent.dll");
-        var siloEnv = new Dictionary<string, string> { ["Auth__SigningKey"] = key, ["RateLimiting__Enabled"] = "false" };
-        var siloPort = HostProcess.FreePort();
-        var siloUrl = $"http://127.0.0.1:{siloPort}/";
         var devices = Enumerable.Range(0, DeviceCount).Select(i => $"lat-{i:D4}").ToArray();
-        HostProcess? silo = null, agent = null;
+        SiloProcess? silo = null;
+        EdgeAgentProcess? agent = null;
         var clients = new List<MqttClient>();
         try
         {
-            silo = HostProcess.Start(HostProcess.StartInfo(siloDll, siloEnv, "--urls", siloUrl.TrimEnd('/'), "--Silo:DataDirectory", Path.Combine(dir, "silo")));
-            await WaitHttpAsync(siloUrl + "health/ready", silo, ct);
-            var admin = await HostProcess.RunAsync(HostProcess.StartInfo(siloDll, siloEnv, "token", "--sub", "admin-1", "--role", "admin", "--key", key));
-            var gatewayToken = await HostProcess.RunAsync(HostProcess.StartInfo(siloDll, siloEnv, "token", "--sub", Gateway, "--role", "gateway", "--key", key));
-            using var api = HostProcess.Client(siloUrl, admin);
+            silo = await SiloProcess.StartAsync(new SiloSettings(Path.Combine(dir, "silo"), key));
+            var admin = await silo.MintTokenAsync("admin-1", "admin");
+            var gatewayToken = await silo.MintTokenAsync(Gateway, "gateway");
+            using var api = silo.Client(admin);
             using (var owner = await api.PostAsJsonAsync("api/v1/users", new { userId = "admin-1", email = "ops@example.com", displayName = "Ops", requestId = Guid.NewGuid().ToString() }, ct))
             {
                 if (owner.StatusCode != HttpStatusCode.Created) throw new InvalidOperationException(await owner.Content.ReadAsStringAsync(ct));
@@ -56,7 +51,7 @@ internal static class AlertLatencyBench
             }
 
             // Baseline: the Silo's own uplink round trip, one alert item per POST, then the same twin poll.
-            using var gatewayHttp = HostProcess.Client(siloUrl, gatewayToken);
+            using var gatewayHttp = silo.Client(gatewayToken);
             var baseline = new List<double>(alerts);
             for (var i = 0; i < alerts && !ct.IsCancellationRequested; i++)
             {
@@ -78,15 +73,16 @@ internal static class AlertLatencyBench
             }
 
             // The edge agent process: plain MQTT on loopback, device passwords, short uplink batch delay.
-            var mqttPort = HostProcess.FreePort();
             var users = Path.Combine(dir, "users.txt");
             await File.WriteAllLinesAsync(users, devices.Select(d => $"{d}:{MqttPasswordHasher.Hash("pw-" + d, 1000)}"), ct);
-            agent = HostProcess.Start(HostProcess.StartInfo(agentDll, new Dictionary<string, string>(),
-                "--gateway-id", Gateway, "--data-dir", Path.Combine(dir, "agent"), "--listen", "127.0.0.1", "--mqtt-port", mqttPort.ToString(CultureInfo.InvariantCulture),
-                "--users-file", users, "--silo-url", siloUrl, "--token", gatewayToken, "--EdgeAgent:Uplink:BatchDelay=00:00:00.005"));
+            agent = await EdgeAgentProcess.StartAsync(new EdgeAgentSettings(Gateway, Path.Combine(dir, "agent"), silo.Url, gatewayToken, users)
+            {
+                WindowLength = TimeSpan.FromMinutes(1),
+                Configuration = new Dictionary<string, string> { ["EdgeAgent:Uplink:BatchDelay"] = "00:00:00.005" },
+            });
             foreach (var device in devices)
             {
-                clients.Add(await ConnectAsync(device, mqttPort, agent, ct));
+                clients.Add(await ConnectAsync(device, agent, ct));
             }
             var seq = new long[DeviceCount];
             var random = new Random(3);
@@ -157,15 +153,15 @@ internal static class AlertLatencyBench
         return output.ToArray();
     }
 
-    private static async Task<MqttClient> ConnectAsync(string device, int port, HostProcess agent, CancellationToken ct)
+    private static async Task<MqttClient> ConnectAsync(string device, EdgeAgentProcess agent, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
         while (true)
         {
-            if (agent.HasExited) throw new InvalidOperationException("The edge agent exited.");
+            if (agent.Process.HasExited) throw new InvalidOperationException("The edge agent exited.\n" + agent.Process.Output);
             var client = new MqttClient(new MqttClientOptions
             {
-                Host = "127.0.0.1", Port = port, Tls = MqttTlsOptions.Disabled, ClientId = device, UserName = device, Password = "pw-" + device,
+                Host = "127.0.0.1", Port = agent.MqttPort, Tls = MqttTlsOptions.Disabled, ClientId = device, UserName = device, Password = "pw-" + device,
             });
             try
             {
@@ -177,26 +173,6 @@ internal static class AlertLatencyBench
                 await client.DisposeAsync();
                 await Task.Delay(200, ct);
             }
-        }
-    }
-
-    private static async Task WaitHttpAsync(string url, HostProcess process, CancellationToken ct)
-    {
-        using var http = new HttpClient();
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
-        while (true)
-        {
-            if (process.HasExited) throw new InvalidOperationException("The Silo exited.");
-            try
-            {
-                using var response = await http.GetAsync(url, ct);
-                if (response.IsSuccessStatusCode) return;
-            }
-            catch (HttpRequestException)
-            {
-            }
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("The Silo did not become ready.");
-            await Task.Delay(100, ct);
         }
     }
 

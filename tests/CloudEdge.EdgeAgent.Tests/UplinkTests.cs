@@ -249,14 +249,84 @@ public sealed class UplinkTimingTests
     }
 
     [Fact]
+    public async Task An_alert_request_carries_only_its_devices_items_and_the_others_wait_for_the_batch_delay()
+    {
+        await using var uplink = await ManualUplink.WithWaitingSummaryAsync(); // dev-0's summary, seq 1
+        uplink.Summary("dev-1", window: 0);
+        uplink.Summary("dev-0", window: 1);
+        uplink.Time.Advance(TimeSpan.FromSeconds(20));
+
+        uplink.Alert("dev-1");
+        await Wait.UntilAsync(() => uplink.State.Snapshot().Count == 2, "dev-1's items sent without the batch delay passing");
+        Assert.Equal(TimeSpan.FromSeconds(20), uplink.Elapsed);
+        Assert.Equal([2], uplink.State.BatchSizes);
+        Assert.Equal([("dev-1", "summary", 1L), ("dev-1", "alert", 2L)], Sent(uplink.State.Snapshot()));
+        await Wait.UntilAsync(() => uplink.Outbox.Count() == 2, "dev-1's items acknowledged, dev-0's still waiting");
+
+        // dev-0's summaries keep the wait they were in: its end (BatchDelay after the first summary) does not move.
+        await uplink.WaitUntilTimerAsync(BatchDelay - TimeSpan.FromSeconds(20));
+        uplink.Time.Advance(BatchDelay - TimeSpan.FromSeconds(21));
+        Assert.Equal(2, uplink.State.Snapshot().Count);
+        uplink.Time.Advance(TimeSpan.FromSeconds(1));
+        await Wait.UntilAsync(() => uplink.State.Snapshot().Count == 4, "dev-0's summaries sent when the batch delay passed");
+
+        Assert.Equal([2, 2], uplink.State.BatchSizes);
+        Assert.Equal([("dev-0", "summary", 1L), ("dev-0", "summary", 2L)], Sent(uplink.State.Snapshot()).Skip(2));
+        AssertEachDeviceInSeqOrder(uplink.State.Snapshot());
+        await Wait.UntilAsync(() => uplink.Outbox.Count() == 0, "all acknowledged");
+    }
+
+    [Fact]
+    public async Task An_alert_during_a_drain_goes_ahead_of_other_devices_within_the_bound_and_in_its_devices_order()
+    {
+        const int perDevice = 30, batch = 10, rate = 100;
+        await using var uplink = await ManualUplink.StartDrainingAsync(batch, rate);
+        for (var window = 0; window < perDevice; window++)
+        {
+            uplink.Summary("dev-0", window);
+            uplink.Summary("dev-1", window);
+        }
+        await uplink.StartSenderAsync();
+
+        var alerted = false;
+        var deadline = DateTime.UtcNow + Wait.Long;
+        while (uplink.State.Snapshot().Count < (2 * perDevice) + 1 && DateTime.UtcNow < deadline)
+        {
+            if (!alerted && uplink.State.Snapshot().Count >= 2 * batch)
+            {
+                // The backlog is draining: both devices have items left, oldest first they alternate.
+                uplink.Alert("dev-1");
+                alerted = true;
+            }
+            await uplink.DrainStepAsync(batch, rate);
+        }
+
+        var items = uplink.State.Snapshot();
+        Assert.Equal((2 * perDevice) + 1, items.Count);
+        AssertEachDeviceInSeqOrder(items);
+        var all = Sent(items);
+        var alertAt = all.FindIndex(i => i.Type == "alert");
+        Assert.Equal(("dev-1", "alert", perDevice + 1L), all[alertAt]);
+        Assert.Contains(all.Skip(alertAt + 1), i => i.Device == "dev-0"); // dev-0's backlog did not hold the alert back
+    }
+
+    private static List<(string? Device, string? Type, long Seq)> Sent(IEnumerable<(string Id, System.Text.Json.JsonElement Item)> items) =>
+        items.Select(i => (i.Item.GetProperty("deviceId").GetString(), i.Item.GetProperty("type").GetString(), i.Item.GetProperty("seq").GetInt64())).ToList();
+
+    /// <summary>Every device's items reached the Silo in seq order, each once, none missing.</summary>
+    private static void AssertEachDeviceInSeqOrder(IEnumerable<(string Id, System.Text.Json.JsonElement Item)> items)
+    {
+        foreach (var device in Sent(items).GroupBy(i => i.Device))
+        {
+            Assert.Equal(Enumerable.Range(1, device.Count()).Select(i => (long)i), device.Select(i => i.Seq));
+        }
+    }
+
+    [Fact]
     public async Task A_backlog_drains_no_faster_than_MaxItemsPerSecond_after_a_burst_of_one_batch()
     {
         const int items = 60, batch = 10, rate = 100;
-        await using var uplink = await ManualUplink.StartAsync(configure: o =>
-        {
-            o.MaxBatchItems = batch;
-            o.MaxItemsPerSecond = rate;
-        }, startSender: false);
+        await using var uplink = await ManualUplink.StartDrainingAsync(batch, rate);
         for (var i = 0; i < items / 2; i++)
         {
             uplink.Alert("dev-0");
@@ -267,20 +337,12 @@ public sealed class UplinkTimingTests
         var deadline = DateTime.UtcNow + Wait.Long;
         while (uplink.State.Snapshot().Count < items && DateTime.UtcNow < deadline)
         {
-            // Never more than the burst (one batch), the batch that overspends, and the rate since the start.
-            var sent = uplink.State.Snapshot().Count;
-            Assert.True(sent <= (2 * batch) + (rate * uplink.Elapsed.TotalSeconds) + 1e-6, $"{sent} items sent after {uplink.Elapsed.TotalMilliseconds} ms");
-            uplink.Time.Advance(TimeSpan.FromMilliseconds(10));
-            await Task.Delay(5);
+            await uplink.DrainStepAsync(batch, rate);
         }
 
         Assert.Equal(items, uplink.State.Snapshot().Count);
         Assert.True(uplink.Elapsed >= TimeSpan.FromSeconds((items - (2.0 * batch)) / rate), $"drained in {uplink.Elapsed.TotalMilliseconds} ms of the clock");
-        foreach (var device in new[] { "dev-0", "dev-1" })
-        {
-            var seqs = uplink.State.Snapshot().Where(i => i.Item.GetProperty("deviceId").GetString() == device).Select(i => i.Item.GetProperty("seq").GetInt64());
-            Assert.Equal(Enumerable.Range(1, items / 2).Select(i => (long)i), seqs);
-        }
+        AssertEachDeviceInSeqOrder(uplink.State.Snapshot());
     }
 
     /// <summary>
@@ -348,13 +410,32 @@ public sealed class UplinkTimingTests
             return uplink;
         }
 
+        /// <summary>A sender not started yet, sending at most <paramref name="batch"/> items a request and <paramref name="rate"/> a second.</summary>
+        public static Task<ManualUplink> StartDrainingAsync(int batch, int rate) => StartAsync(configure: o =>
+        {
+            o.MaxBatchItems = batch;
+            o.MaxItemsPerSecond = rate;
+        }, startSender: false);
+
+        /// <summary>
+        /// Checks the drain bound so far (never more than the burst of one batch, the batch that overspends, and the
+        /// rate since the start), then moves the clock 10 ms and lets the sender run.
+        /// </summary>
+        public async Task DrainStepAsync(int batch, int rate)
+        {
+            var sent = State.Snapshot().Count;
+            Assert.True(sent <= (2 * batch) + (rate * Elapsed.TotalSeconds) + 1e-6, $"{sent} items sent after {Elapsed.TotalMilliseconds} ms");
+            Time.Advance(TimeSpan.FromMilliseconds(10));
+            await Task.Delay(5);
+        }
+
         /// <summary>A sender that was idle, then got one summary of dev-0, and now waits on the batch delay.</summary>
         public static async Task<ManualUplink> WithWaitingSummaryAsync()
         {
             var uplink = await StartAsync();
             await uplink.WaitUntilIdleAsync();
             uplink.Summary("dev-0", window: 0);
-            await Wait.UntilAsync(() => uplink._timers.Created(BatchDelay) > 0, "the sender waiting on the batch delay");
+            await uplink.WaitUntilTimerAsync(BatchDelay);
             return uplink;
         }
 
@@ -367,7 +448,10 @@ public sealed class UplinkTimingTests
         public void ReleaseFirstRequest() => _release.TrySetResult();
 
         /// <summary>The sender read an empty outbox and waits for a notification (its idle recheck timer is armed).</summary>
-        public Task WaitUntilIdleAsync() => Wait.UntilAsync(() => _timers.Created(TimeSpan.FromSeconds(30)) > 0, "the sender idle");
+        public Task WaitUntilIdleAsync() => WaitUntilTimerAsync(TimeSpan.FromSeconds(30));
+
+        /// <summary>The sender armed a timer due after <paramref name="dueTime"/> (what it waits on now).</summary>
+        public Task WaitUntilTimerAsync(TimeSpan dueTime) => Wait.UntilAsync(() => _timers.Created(dueTime) > 0, $"a timer of {dueTime} armed");
 
         public async ValueTask DisposeAsync()
         {
