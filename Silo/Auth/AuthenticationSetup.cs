@@ -44,7 +44,15 @@ internal static class AuthenticationSetup
                 };
             });
         builder.Services.AddAuthorization();
+
+        // ASP.NET Core's "Request starting/finished" records (Information) carry the query string, and with it a
+        // live route's ?access_token=. Rules added here come after the configuration's, so at equal specificity
+        // they win: raising Microsoft.AspNetCore to Information for debugging does not put tokens in the logs.
+        builder.Logging.AddFilter(HostingDiagnosticsCategory, level => level >= LogLevel.Warning);
     }
+
+    /// <summary>The log category of ASP.NET Core's per-request records, which include the full URL.</summary>
+    public const string HostingDiagnosticsCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
 
     /// <summary>
     /// Browsers' EventSource cannot send an Authorization header, so the live (Server-Sent Events) routes,

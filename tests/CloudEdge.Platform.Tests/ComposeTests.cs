@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -26,6 +27,10 @@ public sealed class ComposeTests
         Assert.Equal(5080, config.PublishedPort("silo1", 8080));
         Assert.Equal(1883, config.PublishedPort("edge-agent", 1883));
         Assert.Equal(16686, config.PublishedPort("jaeger", 16686));
+        // The telemetry services have no authentication: their ports are for this machine only.
+        Assert.Equal("127.0.0.1", config.PublishedHostIp("jaeger", 16686));
+        Assert.Equal("127.0.0.1", config.PublishedHostIp("otel-collector", 4317));
+        Assert.Equal("127.0.0.1", config.PublishedHostIp("otel-collector", 4318));
 
         // Independent Silos until the cluster storage lands: each has its own data volume.
         var siloVolumes = new[] { "silo1", "silo2", "silo3" }.Select(s => config.Service(s).GetProperty("volumes")[0].GetString()!.Split(':')[0]).ToList();
@@ -376,10 +381,31 @@ internal sealed class ComposeConfig(JsonElement root)
         return ExternalProcess.RunAsync("env", arguments, TimeSpan.FromMinutes(2), RepositoryLayout.Root, environment);
     }
 
-    public int PublishedPort(string service, int target) =>
-        Service(service).GetProperty("ports").EnumerateArray()
-            .Where(p => p.ValueKind == JsonValueKind.Object && p.GetProperty("target").GetInt32() == target)
-            .Select(p => p.GetProperty("published").GetInt32()).Single();
+    public int PublishedPort(string service, int target) => Ports(service).Single(p => p.Target == target).Published;
+
+    /// <summary>The host address a published port is bound to; null when it is bound to every interface.</summary>
+    public string? PublishedHostIp(string service, int target) => Ports(service).Single(p => p.Target == target).HostIp;
+
+    /// <summary>
+    /// A service's published ports. Compose v2 normalizes each to an object; docker-compose 1.29 writes one bound to
+    /// an address as the string <c>ip:published:target/protocol</c>.
+    /// </summary>
+    private IEnumerable<(string? HostIp, int Published, int Target)> Ports(string service)
+    {
+        foreach (var port in Service(service).GetProperty("ports").EnumerateArray())
+        {
+            if (port.ValueKind == JsonValueKind.Object)
+            {
+                yield return (port.TryGetProperty("host_ip", out var ip) ? ip.GetString() : null,
+                    int.Parse(port.GetProperty("published").ToString(), CultureInfo.InvariantCulture), port.GetProperty("target").GetInt32());
+                continue;
+            }
+
+            var parts = port.GetString()!.Split('/')[0].Split(':');
+            yield return (parts.Length == 3 ? parts[0] : null,
+                int.Parse(parts[^2], CultureInfo.InvariantCulture), int.Parse(parts[^1], CultureInfo.InvariantCulture));
+        }
+    }
 
     /// <summary>A service's environment, with each value that starts with a key of <paramref name="replacements"/> rewritten.</summary>
     public Dictionary<string, string?> Environment(string service, IReadOnlyDictionary<string, string>? replacements = null)
