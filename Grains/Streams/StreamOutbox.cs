@@ -1,15 +1,19 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using CloudEdge.Runtime;
 
 namespace CloudEdge.Grains;
 
 /// <summary>
 /// An event a grain has stored but maybe not yet published: the item, the streams (<c>namespace/key</c>)
-/// it goes to, and the trace context to publish it in. Kept in the grain's persisted state.
+/// it goes to, those it is already on, and the trace context to publish it in. Kept in the grain's persisted state.
 /// </summary>
 public sealed class PendingEvent<T>
 {
     public List<string> Streams { get; set; } = [];
+
+    /// <summary>The streams it was published on by an attempt that failed on others: a retry skips them.</summary>
+    public List<string> Published { get; set; } = [];
 
     public T? Item { get; set; }
 
@@ -18,15 +22,29 @@ public sealed class PendingEvent<T>
 
 /// <summary>
 /// Publishes a grain's events reliably: the grain adds them to its state (<see cref="Add"/>) before its
-/// state write, so the change and the events are stored together; <see cref="PublishAsync"/> after the
-/// write publishes them and drops them from the in-memory state, and the grain's next write stores
-/// that. A crash between the write and the publish leaves them stored: the grain publishes leftovers
-/// when it activates again, so an event is never lost, and after a crash it can be published twice.
+/// state write, so the change and the events are stored together; <see cref="SaveAsync"/> publishes them
+/// after the write and drops them from the in-memory state, and the grain's next write stores that. A
+/// crash between the write and the publish leaves them stored: the grain publishes leftovers when it
+/// activates again, so an event is never lost, and after a crash it can be published twice. A publish
+/// that fails after the write does not fail the caller (the change is committed): the events stay
+/// pending, the streams they did reach are recorded, and a one-shot timer retries with backoff.
 /// </summary>
 internal sealed class StreamOutbox<T>(Grain grain, Func<List<PendingEvent<T>>> pending, Func<CancellationToken, Task> writeState)
 {
     /// <summary>Spans of publishing in an event's own trace; the host exports the source "CloudEdge.Grains".</summary>
     internal static readonly ActivitySource Source = new("CloudEdge.Grains");
+
+    private static readonly Meter Meter = new("CloudEdge.Grains");
+
+    private static readonly Counter<long> Failures = Meter.CreateCounter<long>(
+        "cloudedge.grains.outbox.publish_failures", "{attempt}", "Attempts to publish a grain's stored events that failed; the events stay pending and are retried.");
+
+    internal static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(1);
+
+    internal static readonly TimeSpan MaxRetry = TimeSpan.FromMinutes(1);
+
+    private TimeSpan retryDelay = FirstRetry;
+    private IGrainTimer? retryTimer;
 
     /// <summary>True when published events were dropped from the state in memory only: the grain should write before it deactivates.</summary>
     public bool Unstored { get; private set; }
@@ -36,20 +54,19 @@ internal sealed class StreamOutbox<T>(Grain grain, Func<List<PendingEvent<T>>> p
     public void Add(T item, List<string> streams, string? traceParent) =>
         pending().Add(new PendingEvent<T> { Item = item, Streams = streams, TraceParent = traceParent });
 
-    /// <summary>Writes the grain's state (with the events added since the last write), then publishes them.</summary>
+    /// <summary>Writes the grain's state (with the events added since the last write), then publishes them (a failed publish is retried later, not thrown).</summary>
     public async Task SaveAsync(CancellationToken cancellationToken = default)
     {
         await writeState(cancellationToken);
         Unstored = false;
-        await PublishAsync();
+        await PublishAsync(cancellationToken);
     }
 
     /// <summary>For OnActivateAsync: publishes what the last activation stored and did not publish (it stopped or failed first).</summary>
     public async Task ActivateAsync(CancellationToken cancellationToken)
     {
-        if (HasPending)
+        if (HasPending && await PublishAsync(cancellationToken))
         {
-            await PublishAsync();
             await writeState(cancellationToken);
             Unstored = false;
         }
@@ -65,20 +82,22 @@ internal sealed class StreamOutbox<T>(Grain grain, Func<List<PendingEvent<T>>> p
         }
     }
 
-    /// <summary>Publishes every pending event, in order per stream (after a state write, or to retry a failed publish).</summary>
-    public async Task PublishAsync()
+    /// <summary>
+    /// Publishes every pending event on the streams it is not on yet, in order per stream. False when a
+    /// stream failed: the failure is recorded and a retry is scheduled; the caller's change stands.
+    /// </summary>
+    public async Task<bool> PublishAsync(CancellationToken cancellationToken = default)
     {
         var events = pending();
         if (events.Count == 0)
         {
-            return;
+            return true;
         }
 
-        var count = events.Count;
         var byStream = new Dictionary<string, List<PendingEvent<T>>>(StringComparer.Ordinal);
         foreach (var pendingEvent in events)
         {
-            foreach (var stream in pendingEvent.Streams)
+            foreach (var stream in pendingEvent.Streams.Except(pendingEvent.Published, StringComparer.Ordinal))
             {
                 if (!byStream.TryGetValue(stream, out var list))
                 {
@@ -91,16 +110,109 @@ internal sealed class StreamOutbox<T>(Grain grain, Func<List<PendingEvent<T>>> p
 
         var provider = grain.GetStreamProvider(PlatformStreams.Provider);
         // Order matters within a stream only: the streams are written concurrently (the store commits them together).
-        await Task.WhenAll(byStream.Select(pair => PublishStreamAsync(provider.GetStream<T>(StreamId.Parse(pair.Key)), pair.Value)));
-        events.RemoveRange(0, count);
-        Unstored = true;
+        var results = await Task.WhenAll(byStream.Select(pair => PublishStreamAsync(provider.GetStream<T>(StreamId.Parse(pair.Key)), pair.Value)));
+        var failed = new List<string>();
+        Exception? failure = null;
+        foreach (var (stream, result) in byStream.Keys.Zip(results))
+        {
+            foreach (var done in byStream[stream].Take(result.Published))
+            {
+                done.Published.Add(stream);
+                Unstored = true;
+            }
+
+            if (result.Failure is not null)
+            {
+                failed.Add(stream);
+                failure ??= result.Failure;
+            }
+        }
+
+        // Events added while publishing are on no stream yet, so they stay.
+        Unstored |= events.RemoveAll(e => e.Streams.All(s => e.Published.Contains(s, StringComparer.Ordinal))) > 0;
+        if (failure is null)
+        {
+            retryDelay = FirstRetry;
+            return true;
+        }
+
+        RecordFailure(failure, failed, events.Count);
+        ScheduleRetry();
+        if (Unstored)
+        {
+            await StoreProgressAsync(cancellationToken);
+        }
+
+        return false;
+    }
+
+    /// <summary>Stores which streams the events reached, so a crash before the retry does not repeat them there.</summary>
+    private async Task StoreProgressAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await writeState(cancellationToken);
+            Unstored = false;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // The committed change stands and the retry writes again; the state in memory was reloaded, so the
+            // progress is lost and the retry repeats those streams (as after a crash).
+            Activity.Current?.AddException(exception);
+        }
+    }
+
+    private void RecordFailure(Exception failure, List<string> streams, int pendingCount)
+    {
+        var grainId = grain.GrainContext.GrainId;
+        Failures.Add(1, new KeyValuePair<string, object?>("grain.type", grainId.Type));
+        using var activity = Source.StartActivity("stream publish failed", ActivityKind.Internal);
+        if (activity is not null)
+        {
+            activity.SetTag("cloudedge.grain.id", grainId.ToString());
+            activity.SetTag("cloudedge.streams", string.Join(' ', streams));
+            activity.SetTag("cloudedge.outbox.pending", pendingCount);
+            activity.SetTag("cloudedge.outbox.retry_in_ms", (long)retryDelay.TotalMilliseconds);
+            activity.AddException(failure);
+            activity.SetStatus(ActivityStatusCode.Error, failure.Message);
+        }
+    }
+
+    /// <summary>
+    /// One retry at a time on the runtime's clock, 1 s doubling to 1 min while the store keeps failing. A
+    /// success writes the state so the published events leave it (the next activation would repeat them).
+    /// </summary>
+    private void ScheduleRetry()
+    {
+        if (retryTimer is not null)
+        {
+            return;
+        }
+
+        var delay = retryDelay;
+        retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetry.Ticks));
+        retryTimer = grain.GrainContext.RegisterTimer(
+            async cancellationToken =>
+            {
+                // Disposed only at the end: disposing a timer cancels the token of its running tick.
+                using var spent = retryTimer;
+                retryTimer = null;
+                if (HasPending && await PublishAsync(cancellationToken) && Unstored)
+                {
+                    await writeState(cancellationToken);
+                    Unstored = false;
+                }
+            },
+            // A retry keeps the activation from idle collection: collected, its events would wait for the grain's next call.
+            new GrainTimerCreationOptions(delay, Timeout.InfiniteTimeSpan) { KeepAlive = true });
     }
 
     /// <summary>
     /// One write per run of events sharing a trace context (the store keeps one producer context per
-    /// write, and each event must carry its own: an alert's event belongs to the alert's trace).
+    /// write, and each event must carry its own: an alert's event belongs to the alert's trace). Stops at
+    /// the first failure, so a stream never gets an event before an earlier one: the count published and the failure.
     /// </summary>
-    private static async Task PublishStreamAsync(IAsyncStream<T> stream, List<PendingEvent<T>> events)
+    private static async Task<(int Published, Exception? Failure)> PublishStreamAsync(IAsyncStream<T> stream, List<PendingEvent<T>> events)
     {
         var start = 0;
         while (start < events.Count)
@@ -113,11 +225,20 @@ internal sealed class StreamOutbox<T>(Grain grain, Func<List<PendingEvent<T>>> p
 
             using (InTrace(events[start].TraceParent, stream.StreamId))
             {
-                await stream.OnNextBatchAsync([.. events.Skip(start).Take(end - start).Select(e => e.Item!)]);
+                try
+                {
+                    await stream.OnNextBatchAsync([.. events.Skip(start).Take(end - start).Select(e => e.Item!)]);
+                }
+                catch (Exception exception)
+                {
+                    return (start, exception);
+                }
             }
 
             start = end;
         }
+
+        return (start, null);
     }
 
     /// <summary>

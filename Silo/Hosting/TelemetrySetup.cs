@@ -12,7 +12,7 @@ internal static class TelemetrySetup
 
     public static readonly string[] Meters =
     [
-        "CloudEdge.Runtime", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel",
+        "CloudEdge.Runtime", "CloudEdge.Grains", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel",
         "Microsoft.AspNetCore.RateLimiting", "Microsoft.AspNetCore.Authentication", "System.Net.Http", SiloMetrics.Name,
     ];
 

@@ -103,6 +103,94 @@ public sealed class StreamPublishingTests
     }
 
     [Fact]
+    public async Task A_publish_that_fails_after_the_write_answers_the_caller_and_is_retried_once_per_stream()
+    {
+        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var (gatewayId, deviceId) = (Ids.New("gw"), Ids.New("dev"));
+        await using var silo = await TestSilo.StartAsync(settings: new Dictionary<string, string> { ["Devices:OfflineAfter"] = "1.00:00:00" }, services: s => s.AddSingleton<TimeProvider>(clock));
+        await EdgeHttp.RegisterDevice(silo, deviceId, gatewayId);
+        var failures = 0L;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name == "cloudedge.grains.outbox.publish_failures")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref failures, value));
+        listener.Start();
+
+        // The store's commits fail (a real SQLite error) for the fleet's alerts; the other streams may share the commit and fail with it.
+        await StreamsSql(silo.DataDirectory, "CREATE TRIGGER refuse_alerts BEFORE INSERT ON stream_events WHEN NEW.stream = 'alerts/fleet' BEGIN SELECT RAISE(ABORT, 'the stream store refuses writes'); END");
+        var gateway = silo.Gateway(gatewayId);
+        (await gateway.Uplink(gatewayId, EdgeHttp.Alert(gatewayId, deviceId, 1, clock.GetUtcNow()))).AssertStatus(HttpStatusCode.OK);
+        (await gateway.Uplink(gatewayId, EdgeHttp.Summary(gatewayId, deviceId, 2, clock.GetUtcNow(), 20))).AssertStatus(HttpStatusCode.OK);
+        var twin = (await silo.As("ops", Roles.Admin).Get($"/api/v1/devices/{deviceId}")).AssertStatus(HttpStatusCode.OK);
+        Assert.Equal(1, (long)twin["alerts"]!["total"]!);
+        Assert.NotNull(twin["latestSummary"]);
+        Assert.True(Interlocked.Read(ref failures) >= 2, $"{failures} failures counted");
+        Assert.Empty(await StreamEvents(silo.DataDirectory, "alerts/fleet"));
+        // The alert stays stored for the refused stream; events whose commit nothing refused may be out already.
+        var waiting = Assert.Single((await DeviceRecord(silo.DataDirectory, deviceId))["outbox"]!.AsArray(), e => (string?)e!["item"]!["type"] == "alert");
+        Assert.DoesNotContain("alerts/fleet", waiting!["published"]!.AsArray().Select(s => (string?)s));
+
+        // The store recovers; the retry timer (1 s, on the silo's clock) publishes what is left.
+        await StreamsSql(silo.DataDirectory, "DROP TRIGGER refuse_alerts");
+        clock.Advance(StreamOutboxRetry);
+        await Wait.UntilAsync(async () => (await DeviceRecord(silo.DataDirectory, deviceId))["outbox"]!.AsArray().Count == 0, "the retried events leave the stored state");
+        Assert.Equal(["alert:1"], await StreamEvents(silo.DataDirectory, "alerts/fleet"));
+        Assert.Equal(["status:Online"], await StreamEvents(silo.DataDirectory, "status/fleet"));
+        Assert.Equal(["alert:1", "status:Online", "summary:2"], await StreamEvents(silo.DataDirectory, $"device/{deviceId}"));
+        Assert.Equal(["alert:1", "status:Online", "summary:2"], await StreamEvents(silo.DataDirectory, $"gateway/{gatewayId}"));
+    }
+
+    [Fact]
+    public async Task A_grain_activates_while_the_store_fails_and_its_retry_skips_the_streams_already_reached()
+    {
+        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var directory = TestSilo.NewDataDirectory();
+        try
+        {
+            string gatewayId = Ids.New("gw"), deviceId = Ids.New("dev");
+            var settings = new Dictionary<string, string> { ["Devices:OfflineAfter"] = "1.00:00:00" };
+            JsonObject crashed;
+            await using (var first = await TestSilo.StartAsync(directory, settings, s => s.AddSingleton<TimeProvider>(clock)))
+            {
+                await EdgeHttp.RegisterDevice(first, deviceId, gatewayId);
+                (await first.Gateway(gatewayId).Uplink(gatewayId, EdgeHttp.Alert(gatewayId, deviceId, 1, clock.GetUtcNow()))).AssertStatus(HttpStatusCode.OK);
+                crashed = await DeviceRecord(directory, deviceId);
+            }
+
+            // The crash: the events reached the device's stream, then the silo stopped before the other streams.
+            foreach (var stored in crashed["outbox"]!.AsArray())
+            {
+                stored!["published"] = new JsonArray($"device/{deviceId}");
+            }
+
+            await WriteDeviceRecord(directory, deviceId, crashed);
+            await StreamsSql(directory, "CREATE TRIGGER refuse_all BEFORE INSERT ON stream_events BEGIN SELECT RAISE(ABORT, 'the stream store refuses writes'); END");
+
+            await using var second = await TestSilo.StartAsync(directory, settings, s => s.AddSingleton<TimeProvider>(clock));
+            var twin = (await second.As("ops", Roles.Admin).Get($"/api/v1/devices/{deviceId}")).AssertStatus(HttpStatusCode.OK);
+            Assert.Equal(1, (long)twin["alerts"]!["total"]!);
+            Assert.Equal(["alert:1"], await StreamEvents(directory, "alerts/fleet"));
+
+            await StreamsSql(directory, "DROP TRIGGER refuse_all");
+            clock.Advance(StreamOutboxRetry);
+            await Wait.UntilAsync(async () => (await DeviceRecord(directory, deviceId))["outbox"]!.AsArray().Count == 0, "the retried events leave the stored state");
+            // Once on the stream the crash record says they reached, twice (before and after the crash) on the others.
+            Assert.Equal(["alert:1", "status:Online"], await StreamEvents(directory, $"device/{deviceId}"));
+            Assert.Equal(["alert:1", "status:Online", "alert:1", "status:Online"], await StreamEvents(directory, $"gateway/{gatewayId}"));
+            Assert.Equal(["alert:1", "alert:1"], await StreamEvents(directory, "alerts/fleet"));
+        }
+        finally
+        {
+            TestSilo.DeleteDirectory(directory);
+        }
+    }
+
+    [Fact]
     public async Task A_slow_client_is_disconnected_while_a_fast_one_on_the_same_stream_gets_everything()
     {
         await using var silo = await TestSilo.StartAsync(settings: new Dictionary<string, string>
@@ -228,6 +316,43 @@ public sealed class StreamPublishingTests
         {
             return reasons.Count(r => r == reason);
         }
+    }
+
+    /// <summary>Beyond any retry delay of the outbox (1 s doubling to 1 min).</summary>
+    private static readonly TimeSpan StreamOutboxRetry = TimeSpan.FromSeconds(61);
+
+    private static async Task StreamsSql(string directory, string sql)
+    {
+        await using var connection = await OpenStreamsAsync(directory);
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<SqliteConnection> OpenStreamsAsync(string directory)
+    {
+        var connection = new SqliteConnection($"Data Source={Path.Combine(directory, $"streams-{PlatformStreams.Provider}.db")};Pooling=False");
+        await connection.OpenAsync();
+        return connection;
+    }
+
+    /// <summary>A stream's events in order, each as its type and what identifies its content (an item's seq, a status's connection).</summary>
+    private static async Task<List<string>> StreamEvents(string directory, string stream)
+    {
+        await using var connection = await OpenStreamsAsync(directory);
+        await using var read = connection.CreateCommand();
+        read.CommandText = "SELECT payload FROM stream_events WHERE stream = $stream ORDER BY seq";
+        read.Parameters.AddWithValue("$stream", stream);
+        var events = new List<string>();
+        await using var rows = await read.ExecuteReaderAsync();
+        while (await rows.ReadAsync())
+        {
+            var payload = JsonNode.Parse(rows.GetString(0))!;
+            var type = (string)payload["type"]!;
+            events.Add(type + ":" + (type == "status" ? ((DeviceConnection)(int)payload["status"]!["connection"]!).ToString() : payload[type]!["seq"]!.ToJsonString()));
+        }
+
+        return events;
     }
 
     private static async Task<JsonObject> DeviceRecord(string directory, string deviceId)
