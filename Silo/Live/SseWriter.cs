@@ -26,6 +26,8 @@ internal sealed partial class SseWriter(
     TimeProvider time,
     ILogger<SseWriter> logger)
 {
+    private readonly SseFrameCache cache = new();
+
     private static readonly TimeSpan FinalWriteTimeout = TimeSpan.FromSeconds(1);
 
     /// <summary>Writes the stream from <paramref name="from"/> (null: from now) until the client leaves, is too slow, or the silo stops.</summary>
@@ -172,6 +174,19 @@ internal sealed partial class SseWriter(
             activity.SetTag("cloudedge.stream.sequence", streamEvent.Token.SequenceNumber);
         }
 
+        var data = cache.GetOrAdd(
+            streamId.ToString(),
+            streamEvent.Token.SequenceNumber,
+            static state => state.Writer.Serialize(state.StreamId, state.Event),
+            (Writer: this, StreamId: streamId, Event: streamEvent));
+        frames.Append("id: ").Append(streamEvent.Token.SequenceNumber.ToString(CultureInfo.InvariantCulture)).Append('\n')
+            .Append("event: ").Append(name).Append('\n')
+            .Append("data: ").Append(data).Append("\n\n");
+    }
+
+    /// <summary>The event's one-line JSON data: the item's fields plus the envelope (seq, ids, times, trace context).</summary>
+    private string Serialize<T>(StreamId streamId, StreamEvent<T> streamEvent)
+    {
         var data = JsonSerializer.SerializeToNode(streamEvent.Item, json.Value.SerializerOptions) as JsonObject ?? [];
         data["seq"] = streamEvent.Token.SequenceNumber;
         data["eventId"] = streamEvent.EventId;
@@ -181,9 +196,7 @@ internal sealed partial class SseWriter(
         data["publishedAt"] = streamEvent.Timestamp;
         data["traceparent"] = streamEvent.TraceParent;
         data["traceId"] = TraceContext.TraceIdOf(streamEvent.TraceParent);
-        frames.Append("id: ").Append(streamEvent.Token.SequenceNumber.ToString(CultureInfo.InvariantCulture)).Append('\n')
-            .Append("event: ").Append(name).Append('\n')
-            .Append("data: ").Append(data.ToJsonString(json.Value.SerializerOptions)).Append("\n\n");
+        return data.ToJsonString(json.Value.SerializerOptions);
     }
 
     private static async Task WriteAsync(HttpContext http, string text, CancellationToken cancellationToken)
