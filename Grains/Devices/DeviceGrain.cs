@@ -130,12 +130,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
             MarkSeen(now, online: true);
         }
 
-        AddStatusEventIfChanged(before, traceParent: null);
-        var view = View();
-        S.Commands.Record(command.RequestId, fingerprint, view, DeviceRules.MaxLoggedCommands);
-        await outbox.SaveAsync();
-        ArmPresenceTimer();
-        return view;
+        return await CommitPresenceCommandAsync(command.RequestId, fingerprint, before);
     }
 
     public async Task<DeviceView> SetConnection(SetDeviceConnection command)
@@ -151,12 +146,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         EnsureRegistered();
         var before = StatusNow();
         MarkSeen(command.At ?? time.GetUtcNow(), command.Online);
-        AddStatusEventIfChanged(before, traceParent: null);
-        var view = View();
-        S.Commands.Record(command.RequestId, fingerprint, view, DeviceRules.MaxLoggedCommands);
-        await outbox.SaveAsync();
-        ArmPresenceTimer();
-        return view;
+        return await CommitPresenceCommandAsync(command.RequestId, fingerprint, before);
     }
 
     public async Task<IReadOnlyList<UplinkOutcome>> ApplyUplink(IReadOnlyList<DeviceUplinkItem> items)
@@ -356,6 +346,20 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         outbox.Add(deviceEvent, PlatformStreams.StreamsOf(deviceEvent), deviceEvent.TraceParent);
 
     /// <summary>A status event when the stored connection or the model version changed (in the trace of the item that changed it, if any).</summary>
+    /// <summary>
+    /// The end of a command that can change presence: its status event if any, the command's result in the
+    /// log (a retry gets it back), one state write with the events, and the presence timer re-armed.
+    /// </summary>
+    private async Task<DeviceView> CommitPresenceCommandAsync(string requestId, string fingerprint, (DeviceConnection Connection, string? ModelVersion) before)
+    {
+        AddStatusEventIfChanged(before, traceParent: null);
+        var view = View();
+        S.Commands.Record(requestId, fingerprint, view, DeviceRules.MaxLoggedCommands);
+        await outbox.SaveAsync();
+        ArmPresenceTimer();
+        return view;
+    }
+
     private void AddStatusEventIfChanged((DeviceConnection Connection, string? ModelVersion) before, string? traceParent)
     {
         if (before == StatusNow())

@@ -35,6 +35,8 @@ internal sealed partial class SseWriter(
     {
         var settings = options.Value;
         var streamNamespace = stream.StreamId.Namespace;
+        // Formatted once per connection: every frame's span, cache key and data name the stream.
+        var streamName = stream.StreamId.ToString();
         var buffer = Channel.CreateBounded<StreamEvent<T>>(new BoundedChannelOptions(settings.ClientBufferEvents)
         {
             FullMode = BoundedChannelFullMode.Wait,
@@ -80,7 +82,7 @@ internal sealed partial class SseWriter(
         try
         {
             await WriteAsync(http, $"retry: {(long)settings.ReconnectDelay.TotalMilliseconds}\n\n", ending.Token);
-            await PumpAsync(http, stream.StreamId, buffer.Reader, eventName, settings.KeepAliveInterval, ending.Token);
+            await PumpAsync(http, stream.StreamId, streamName, buffer.Reader, eventName, settings.KeepAliveInterval, ending.Token);
         }
         catch (OperationCanceledException) when (ending.IsCancellationRequested)
         {
@@ -101,7 +103,7 @@ internal sealed partial class SseWriter(
 
         if (reason == "slow_consumer")
         {
-            LogSlowConsumer(logger, stream.StreamId.ToString(), settings.ClientBufferEvents);
+            LogSlowConsumer(logger, streamName, settings.ClientBufferEvents);
             // Best effort: a client that does not read will not get it, one that reads slowly will.
             using var last = new CancellationTokenSource(FinalWriteTimeout, time);
             try
@@ -121,7 +123,7 @@ internal sealed partial class SseWriter(
         }
     }
 
-    private async Task PumpAsync<T>(HttpContext http, StreamId streamId, ChannelReader<StreamEvent<T>> reader, Func<T, string> eventName, TimeSpan keepAlive, CancellationToken cancellationToken)
+    private async Task PumpAsync<T>(HttpContext http, StreamId streamId, string streamName, ChannelReader<StreamEvent<T>> reader, Func<T, string> eventName, TimeSpan keepAlive, CancellationToken cancellationToken)
     {
         Task<bool>? waiting = null;
         Task? idle = null;
@@ -149,7 +151,7 @@ internal sealed partial class SseWriter(
             var count = 0;
             while (frames.Length < 64 * 1024 && reader.TryRead(out var streamEvent))
             {
-                AppendFrame(frames, streamId, streamEvent, eventName(streamEvent.Item));
+                AppendFrame(frames, streamId, streamName, streamEvent, eventName(streamEvent.Item));
                 count++;
             }
 
@@ -162,35 +164,35 @@ internal sealed partial class SseWriter(
     }
 
     /// <summary>One event: <c>id</c> (its sequence number), <c>event</c>, and one line of JSON data, in a span of the event's trace.</summary>
-    private void AppendFrame<T>(StringBuilder frames, StreamId streamId, StreamEvent<T> streamEvent, string name)
+    private void AppendFrame<T>(StringBuilder frames, StreamId streamId, string streamName, StreamEvent<T> streamEvent, string name)
     {
         var parent = ActivityContext.TryParse(streamEvent.TraceParent, streamEvent.TraceState, out var context) ? context : default;
         using var activity = SiloMetrics.ActivitySource.StartActivity($"sse send {streamId.Namespace}", ActivityKind.Producer, parent);
         if (activity is not null)
         {
             activity.SetTag("messaging.system", "cloudedge");
-            activity.SetTag("messaging.destination.name", streamId.ToString());
+            activity.SetTag("messaging.destination.name", streamName);
             activity.SetTag("messaging.message.id", streamEvent.EventId.ToString());
             activity.SetTag("cloudedge.stream.sequence", streamEvent.Token.SequenceNumber);
         }
 
         var data = cache.GetOrAdd(
-            streamId.ToString(),
+            streamName,
             streamEvent.Token.SequenceNumber,
-            static state => state.Writer.Serialize(state.StreamId, state.Event),
-            (Writer: this, StreamId: streamId, Event: streamEvent));
+            static state => state.Writer.Serialize(state.StreamName, state.Event),
+            (Writer: this, StreamName: streamName, Event: streamEvent));
         frames.Append("id: ").Append(streamEvent.Token.SequenceNumber.ToString(CultureInfo.InvariantCulture)).Append('\n')
             .Append("event: ").Append(name).Append('\n')
             .Append("data: ").Append(data).Append("\n\n");
     }
 
     /// <summary>The event's one-line JSON data: the item's fields plus the envelope (seq, ids, times, trace context).</summary>
-    private string Serialize<T>(StreamId streamId, StreamEvent<T> streamEvent)
+    private string Serialize<T>(string streamName, StreamEvent<T> streamEvent)
     {
         var data = JsonSerializer.SerializeToNode(streamEvent.Item, json.Value.SerializerOptions) as JsonObject ?? [];
         data["seq"] = streamEvent.Token.SequenceNumber;
         data["eventId"] = streamEvent.EventId;
-        data["stream"] = streamId.ToString();
+        data["stream"] = streamName;
         // Device events say when the thing happened; otherwise the event's publication time is the best answer.
         data["at"] ??= streamEvent.Timestamp;
         data["publishedAt"] = streamEvent.Timestamp;

@@ -38,12 +38,24 @@ public sealed class SqliteGrainStorageOptions
 /// </summary>
 internal sealed class SqliteGrainStorage(string name, string connectionString, GrainJson json) : IGrainStorage
 {
-    private readonly SemaphoreSlim initialization = new(1, 1);
-    private volatile bool initialized;
+    private readonly SqliteDatabase database = new(
+        connectionString,
+        schema: """
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE IF NOT EXISTS grain_state (
+                state_name   TEXT NOT NULL,
+                grain_id     TEXT NOT NULL,
+                etag         TEXT NOT NULL,
+                payload      TEXT NOT NULL,
+                modified_utc TEXT NOT NULL,
+                PRIMARY KEY (state_name, grain_id)
+            ) WITHOUT ROWID;
+            """,
+        connectionPragmas: "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000;");
 
     public async Task ReadStateAsync<TState>(string stateName, GrainId grainId, IGrainState<TState> grainState, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken);
+        await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT etag, payload FROM grain_state WHERE state_name = $state AND grain_id = $grain";
         command.Parameters.AddWithValue("$state", stateName);
@@ -67,7 +79,7 @@ internal sealed class SqliteGrainStorage(string name, string connectionString, G
     {
         var payload = json.Serialize(grainState.State);
         var etag = Guid.NewGuid().ToString("N");
-        await using var connection = await OpenAsync(cancellationToken);
+        await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
         command.CommandText = grainState.ETag is null
             ? "INSERT INTO grain_state (state_name, grain_id, etag, payload, modified_utc) VALUES ($state, $grain, $etag, $payload, $now) ON CONFLICT DO NOTHING"
@@ -91,7 +103,7 @@ internal sealed class SqliteGrainStorage(string name, string connectionString, G
 
     public async Task ClearStateAsync<TState>(string stateName, GrainId grainId, IGrainState<TState> grainState, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken);
+        await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
         if (grainState.ETag is null)
         {
@@ -126,62 +138,5 @@ internal sealed class SqliteGrainStorage(string name, string connectionString, G
         command.Parameters.AddWithValue("$state", stateName);
         command.Parameters.AddWithValue("$grain", grainId.ToString());
         return await command.ExecuteScalarAsync(cancellationToken) as string;
-    }
-
-    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
-    {
-        var connection = new SqliteConnection(connectionString);
-        try
-        {
-            await connection.OpenAsync(cancellationToken);
-            await using (var pragma = connection.CreateCommand())
-            {
-                pragma.CommandText = "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000;";
-                await pragma.ExecuteNonQueryAsync(cancellationToken);
-            }
-
-            if (!initialized)
-            {
-                await InitializeAsync(connection, cancellationToken);
-            }
-
-            return connection;
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
-    }
-
-    private async Task InitializeAsync(SqliteConnection connection, CancellationToken cancellationToken)
-    {
-        await initialization.WaitAsync(cancellationToken);
-        try
-        {
-            if (initialized)
-            {
-                return;
-            }
-
-            await using var command = connection.CreateCommand();
-            command.CommandText = """
-                PRAGMA journal_mode = WAL;
-                CREATE TABLE IF NOT EXISTS grain_state (
-                    state_name   TEXT NOT NULL,
-                    grain_id     TEXT NOT NULL,
-                    etag         TEXT NOT NULL,
-                    payload      TEXT NOT NULL,
-                    modified_utc TEXT NOT NULL,
-                    PRIMARY KEY (state_name, grain_id)
-                ) WITHOUT ROWID;
-                """;
-            await command.ExecuteNonQueryAsync(cancellationToken);
-            initialized = true;
-        }
-        finally
-        {
-            initialization.Release();
-        }
     }
 }

@@ -62,12 +62,22 @@ internal sealed class InMemoryReminderTable : IReminderTable
 /// <summary>Reminders in an embedded SQLite database (WAL mode): they survive restarts.</summary>
 internal sealed class SqliteReminderTable(string connectionString) : IReminderTable
 {
-    private readonly SemaphoreSlim initialization = new(1, 1);
-    private volatile bool initialized;
+    private readonly SqliteDatabase database = new(
+        connectionString,
+        schema: """
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE IF NOT EXISTS reminders (
+                grain_id    TEXT NOT NULL,
+                name        TEXT NOT NULL,
+                start_at_ms INTEGER NOT NULL,
+                period_ms   INTEGER NOT NULL,
+                PRIMARY KEY (grain_id, name)
+            ) WITHOUT ROWID;
+            """);
 
     public async Task<IReadOnlyList<ReminderEntry>> ReadAllAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken);
+        await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT grain_id, name, start_at_ms, period_ms FROM reminders";
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -86,7 +96,7 @@ internal sealed class SqliteReminderTable(string connectionString) : IReminderTa
 
     public async Task UpsertAsync(ReminderEntry entry, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken);
+        await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
         command.CommandText = """
             INSERT INTO reminders (grain_id, name, start_at_ms, period_ms) VALUES ($grain, $name, $start, $period)
@@ -101,55 +111,12 @@ internal sealed class SqliteReminderTable(string connectionString) : IReminderTa
 
     public async Task<bool> RemoveAsync(GrainId grainId, string name, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken);
+        await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
         command.CommandText = "DELETE FROM reminders WHERE grain_id = $grain AND name = $name";
         command.Parameters.AddWithValue("$grain", grainId.ToString());
         command.Parameters.AddWithValue("$name", name);
         return await command.ExecuteNonQueryAsync(cancellationToken) > 0;
-    }
-
-    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
-    {
-        var connection = new SqliteConnection(connectionString);
-        try
-        {
-            await connection.OpenAsync(cancellationToken);
-            if (!initialized)
-            {
-                await initialization.WaitAsync(cancellationToken);
-                try
-                {
-                    if (!initialized)
-                    {
-                        await using var command = connection.CreateCommand();
-                        command.CommandText = """
-                            PRAGMA journal_mode = WAL;
-                            CREATE TABLE IF NOT EXISTS reminders (
-                                grain_id    TEXT NOT NULL,
-                                name        TEXT NOT NULL,
-                                start_at_ms INTEGER NOT NULL,
-                                period_ms   INTEGER NOT NULL,
-                                PRIMARY KEY (grain_id, name)
-                            ) WITHOUT ROWID;
-                            """;
-                        await command.ExecuteNonQueryAsync(cancellationToken);
-                        initialized = true;
-                    }
-                }
-                finally
-                {
-                    initialization.Release();
-                }
-            }
-
-            return connection;
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
     }
 
     internal static string ResolveConnectionString(SqliteReminderOptions options, string defaultDirectory) =>

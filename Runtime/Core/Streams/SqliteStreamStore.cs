@@ -180,10 +180,30 @@ internal sealed class SqliteStreamStore : IStreamStore
         transaction.Commit();
     }
 
-    public async Task<IReadOnlyList<StoredStreamEvent>> ReadAsync(StreamId streamId, long fromSequence, int limit, CancellationToken cancellationToken)
+    /// <summary>Runs <paramref name="work"/> on the provider's one connection, one caller at a time.</summary>
+    private async Task<T> LockedAsync<T>(Func<T> work, CancellationToken cancellationToken)
     {
         await gate.WaitAsync(cancellationToken);
         try
+        {
+            return work();
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private Task LockedAsync(Action work, CancellationToken cancellationToken) =>
+        LockedAsync(() =>
+        {
+            work();
+            return true;
+        }, cancellationToken);
+
+    public async Task<IReadOnlyList<StoredStreamEvent>> ReadAsync(StreamId streamId, long fromSequence, int limit, CancellationToken cancellationToken)
+    {
+        return await LockedAsync(() =>
         {
             using var command = connection.CreateCommand();
             command.CommandText = "SELECT seq, event_id, ts_ms, traceparent, tracestate, payload FROM stream_events WHERE stream = $stream AND seq >= $from ORDER BY seq LIMIT $limit";
@@ -204,33 +224,23 @@ internal sealed class SqliteStreamStore : IStreamStore
             }
 
             return events;
-        }
-        finally
-        {
-            gate.Release();
-        }
+        }, cancellationToken);
     }
 
     public async Task<long> GetLastSequenceAsync(StreamId streamId, CancellationToken cancellationToken)
     {
-        await gate.WaitAsync(cancellationToken);
-        try
+        return await LockedAsync(() =>
         {
             using var command = connection.CreateCommand();
             command.CommandText = "SELECT last_seq FROM stream_heads WHERE stream = $stream";
             command.Parameters.AddWithValue("$stream", streamId.ToString());
             return command.ExecuteScalar() is long value ? value : 0;
-        }
-        finally
-        {
-            gate.Release();
-        }
+        }, cancellationToken);
     }
 
     public async Task<SubscriptionRecord> AddSubscriptionAsync(SubscriptionRecord subscription, CancellationToken cancellationToken)
     {
-        await gate.WaitAsync(cancellationToken);
-        try
+        return await LockedAsync(() =>
         {
             using (var insert = connection.CreateCommand())
             {
@@ -250,33 +260,23 @@ internal sealed class SqliteStreamStore : IStreamStore
             using var reader = select.ExecuteReader();
             reader.Read();
             return ReadSubscription(reader);
-        }
-        finally
-        {
-            gate.Release();
-        }
+        }, cancellationToken);
     }
 
     public async Task RemoveSubscriptionAsync(Guid subscriptionId, CancellationToken cancellationToken)
     {
-        await gate.WaitAsync(cancellationToken);
-        try
+        await LockedAsync(() =>
         {
             using var command = connection.CreateCommand();
             command.CommandText = "DELETE FROM stream_subscriptions WHERE id = $id";
             command.Parameters.AddWithValue("$id", subscriptionId.ToString("N"));
             command.ExecuteNonQuery();
-        }
-        finally
-        {
-            gate.Release();
-        }
+        }, cancellationToken);
     }
 
     public async Task<IReadOnlyList<SubscriptionRecord>> LoadSubscriptionsAsync(CancellationToken cancellationToken)
     {
-        await gate.WaitAsync(cancellationToken);
-        try
+        return await LockedAsync(() =>
         {
             using var command = connection.CreateCommand();
             command.CommandText = "SELECT id, stream, grain_id, item_type, implicit, next_seq FROM stream_subscriptions";
@@ -288,34 +288,24 @@ internal sealed class SqliteStreamStore : IStreamStore
             }
 
             return records;
-        }
-        finally
-        {
-            gate.Release();
-        }
+        }, cancellationToken);
     }
 
     public async Task SaveCursorAsync(Guid subscriptionId, long nextSequence, CancellationToken cancellationToken)
     {
-        await gate.WaitAsync(cancellationToken);
-        try
+        await LockedAsync(() =>
         {
             using var command = connection.CreateCommand();
             command.CommandText = "UPDATE stream_subscriptions SET next_seq = $next WHERE id = $id";
             command.Parameters.AddWithValue("$id", subscriptionId.ToString("N"));
             command.Parameters.AddWithValue("$next", nextSequence);
             command.ExecuteNonQuery();
-        }
-        finally
-        {
-            gate.Release();
-        }
+        }, cancellationToken);
     }
 
     public async Task AddDeadLetterAsync(StreamDeadLetter deadLetter, CancellationToken cancellationToken)
     {
-        await gate.WaitAsync(cancellationToken);
-        try
+        await LockedAsync(() =>
         {
             using var command = connection.CreateCommand();
             command.CommandText = """
@@ -332,17 +322,12 @@ internal sealed class SqliteStreamStore : IStreamStore
             command.Parameters.AddWithValue("$at", deadLetter.DeadLetteredAt.ToUnixTimeMilliseconds());
             command.Parameters.AddWithValue("$payload", deadLetter.Payload);
             command.ExecuteNonQuery();
-        }
-        finally
-        {
-            gate.Release();
-        }
+        }, cancellationToken);
     }
 
     public async Task<IReadOnlyList<StreamDeadLetter>> GetDeadLettersAsync(StreamId? streamId, int limit, CancellationToken cancellationToken)
     {
-        await gate.WaitAsync(cancellationToken);
-        try
+        return await LockedAsync(() =>
         {
             using var command = connection.CreateCommand();
             command.CommandText = "SELECT stream, event_id, seq, subscription, subscriber, attempts, error, at_ms, payload FROM stream_dead_letters " +
@@ -370,17 +355,12 @@ internal sealed class SqliteStreamStore : IStreamStore
             }
 
             return letters;
-        }
-        finally
-        {
-            gate.Release();
-        }
+        }, cancellationToken);
     }
 
     public async Task<long> TrimAsync(DateTimeOffset? olderThan, long? maxPerStream, CancellationToken cancellationToken)
     {
-        await gate.WaitAsync(cancellationToken);
-        try
+        return await LockedAsync(() =>
         {
             long removed = 0;
             if (olderThan is { } cutoff)
@@ -400,11 +380,7 @@ internal sealed class SqliteStreamStore : IStreamStore
             }
 
             return removed;
-        }
-        finally
-        {
-            gate.Release();
-        }
+        }, cancellationToken);
     }
 
     public void Dispose()
