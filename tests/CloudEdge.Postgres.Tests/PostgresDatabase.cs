@@ -1,5 +1,3 @@
-using Npgsql;
-
 namespace CloudEdge.Postgres.Tests;
 
 /// <summary>One migrated database on the shared private server for each test class that uses this fixture.</summary>
@@ -17,16 +15,6 @@ public sealed class PostgresDatabase : IAsyncLifetime
 
     public Task DisposeAsync() => Task.CompletedTask;
 
-    public async Task<T> ScalarAsync<T>(string sql, params (string Name, object Value)[] parameters)
-    {
-        await using var connection = new NpgsqlConnection(ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        foreach (var (name, value) in parameters)
-        {
-            command.Parameters.AddWithValue(name, value);
-        }
-
-        return (T)(await command.ExecuteScalarAsync())!;
-    }
+    public Task<T> ScalarAsync<T>(string sql, params (string Name, object Value)[] parameters) =>
+        Sql.ScalarAsync<T>(ConnectionString, sql, parameters);
 }

@@ -10,11 +10,17 @@ public interface ICounterGrain : IGrainWithStringKey
 
     Task<string?> GetETagAsync();
 
+    Task ClearAsync();
+
     Task DeactivateAsync();
 }
 
+public interface IGuidCounterGrain : IGrainWithGuidKey, ICounterGrain;
+
+public interface ICompoundCounterGrain : IGrainWithIntegerCompoundKey, ICounterGrain;
+
 /// <summary>A counter whose value lives in the default (ADO.NET) grain storage and is written on every change.</summary>
-public sealed class CounterGrain([PersistentState("counter")] IPersistentState<CounterState> state) : Grain, ICounterGrain
+public class CounterGrain([PersistentState("counter")] IPersistentState<CounterState> state) : Grain, ICounterGrain
 {
     public async Task<int> AddAsync(int amount)
     {
@@ -27,12 +33,20 @@ public sealed class CounterGrain([PersistentState("counter")] IPersistentState<C
 
     public Task<string?> GetETagAsync() => Task.FromResult(state.Etag);
 
+    public Task ClearAsync() => state.ClearStateAsync();
+
     public Task DeactivateAsync()
     {
         DeactivateOnIdle();
         return Task.CompletedTask;
     }
 }
+
+/// <summary>The same counter keyed by a Guid (stored as two 64-bit halves).</summary>
+public sealed class GuidCounterGrain([PersistentState("counter")] IPersistentState<CounterState> state) : CounterGrain(state), IGuidCounterGrain;
+
+/// <summary>The same counter keyed by an integer and a key extension.</summary>
+public sealed class CompoundCounterGrain([PersistentState("counter")] IPersistentState<CounterState> state) : CounterGrain(state), ICompoundCounterGrain;
 
 [GenerateSerializer]
 public sealed class CounterState

@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Hosting;
+using Orleans.Serialization;
 using Orleans.TestingHost;
 
 namespace CloudEdge.Testing.Postgres;
@@ -36,6 +38,14 @@ public static class PostgresTestCluster
         builder.AddClientBuilderConfigurator<PostgresClientConfigurator>();
         return builder;
     }
+
+    /// <summary>
+    /// Lets Npgsql's exceptions cross a grain call. Orleans serializes only exceptions of the Microsoft, System
+    /// and Azure namespaces by default; any other arrives as CodecNotFoundException, so a storage outage would
+    /// reach the caller without saying it was the database. The Silo needs the same setting.
+    /// </summary>
+    public static void AllowNpgsqlExceptions(IServiceCollection services) =>
+        services.Configure<ExceptionSerializationOptions>(options => options.SupportedNamespacePrefixes.Add("Npgsql"));
 }
 
 /// <summary>A test silo's ADO.NET clustering, default grain storage and reminders on PostgreSQL.</summary>
@@ -61,6 +71,7 @@ public sealed class PostgresSiloConfigurator : ISiloConfigurator
             options.ConnectionString = connectionString;
         });
         siloBuilder.Configure<ReminderOptions>(options => options.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
+        PostgresTestCluster.AllowNpgsqlExceptions(siloBuilder.Services);
     }
 }
 
@@ -76,5 +87,6 @@ public sealed class PostgresClientConfigurator : IClientBuilderConfigurator
             options.Invariant = PostgresTestCluster.Invariant;
             options.ConnectionString = connectionString;
         });
+        PostgresTestCluster.AllowNpgsqlExceptions(clientBuilder.Services);
     }
 }
