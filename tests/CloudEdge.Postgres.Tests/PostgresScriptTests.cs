@@ -38,7 +38,12 @@ public sealed class PostgresScriptTests : IAsyncLifetime
 
         var connectionString = new NpgsqlConnectionStringBuilder
         {
-            Host = "127.0.0.1", Port = port, Username = "cloudedge", Password = password, Database = "cloudedge", Pooling = false,
+            Host = "127.0.0.1",
+            Port = port,
+            Username = "cloudedge",
+            Password = password,
+            Database = "cloudedge",
+            Pooling = false,
         }.ConnectionString;
         await PostgresSchema.MigrateAsync(connectionString);
         await Sql.ExecuteAsync(connectionString, "INSERT INTO orleansquery (querykey, querytext) VALUES ('ProbeKey', 'kept')");
