@@ -14,7 +14,7 @@ apt_packages=(
   openssl                            # test certificates
   wrk                                # HTTP load generator for bench/CloudEdge.Bench.Http
   sqlite3                            # the edge outage test reads the agent's edge.db from outside
-  qemu-user libc6-arm64-cross gcc-aarch64-linux-gnu   # the agent's arm64 native libraries loaded under emulation
+  qemu-user libc6-arm64-cross libc6-dev-arm64-cross gcc-aarch64-linux-gnu   # the agent's arm64 native libraries loaded under emulation
 )
 missing=()
 for p in "${apt_packages[@]}"; do

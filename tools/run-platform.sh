@@ -120,7 +120,7 @@ TXT
 
 say "Starting the simulator: $devices sensors, $rate reading/s each, anomaly rate $anomaly_rate"
 dotnet "$sim_dll" --host 127.0.0.1 --port "$mqtt_port" --devices "$devices" --rate "$rate" \
-  --anomaly-rate "$anomaly_rate" --qos 1 --username '{deviceId}' --password "$device_secret" \
+  --anomaly-rate "$anomaly_rate" --qos 1 --username '{deviceId}' --password-file "$home/device.secret" \
   --summary-file "$home/logs/simulator-summary.json" &
 pids+=($!)
 # Wait for the simulator; Ctrl-C lands in the INT trap, which stops everything.

@@ -14,7 +14,8 @@ var certFile = new Option<string?>("--cert-file") { Description = "PEM client ce
 var keyFile = new Option<string?>("--key-file") { Description = "PEM private key of --cert-file." };
 var serverName = new Option<string?>("--server-name") { Description = "Name the broker certificate must carry (default: --host)." };
 var userName = new Option<string?>("--username") { Description = "User name; {deviceId} is replaced per device, e.g. '{deviceId}'." };
-var password = new Option<string?>("--password") { Description = "Password; {deviceId} is replaced per device, e.g. 'secret-{deviceId}'." };
+// A password on the command line is visible to every user of the machine (ps, /proc): it comes from a file or the environment.
+var passwordFile = new Option<string?>("--password-file") { Description = $"File holding the password (first line); {{deviceId}} is replaced per device. Default: the {DevicePassword.EnvironmentVariable} environment variable." };
 var devices = new Option<int>("--devices", "-n") { Description = "Number of simulated devices, one connection each.", DefaultValueFactory = _ => 1 };
 var prefix = new Option<string>("--device-prefix") { Description = "Device ids are prefix + 4-digit number (sim-0001).", DefaultValueFactory = _ => "sim-" };
 var firstDevice = new Option<int>("--first-device") { Description = "Number of the first device.", DefaultValueFactory = _ => 1 };
@@ -38,12 +39,23 @@ var maxOutstanding = new Option<int>("--max-outstanding") { Description = "Unack
 
 var root = new RootCommand("CloudEdge sensor simulator: N devices publishing telemetry over MQTT (devices/{deviceId}/telemetry).")
 {
-    host, port, tls, caFile, certFile, keyFile, serverName, userName, password, devices, prefix, firstDevice, rate, qos, protocol,
+    host, port, tls, caFile, certFile, keyFile, serverName, userName, passwordFile, devices, prefix, firstDevice, rate, qos, protocol,
     duration, count, anomalyRate, seed, kinds, summaryFile, keepAlive, progress, progressInterval, connectTimeout, maxOutstanding,
 };
 
 root.SetAction(async (parse, cancellationToken) =>
 {
+    string? passwordPattern;
+    try
+    {
+        passwordPattern = DevicePassword.Read(parse.GetValue(passwordFile), Environment.GetEnvironmentVariable(DevicePassword.EnvironmentVariable));
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+    {
+        await Console.Error.WriteLineAsync($"[simulator] {e.Message}");
+        return 2;
+    }
+
     var settings = new SimulatorSettings
     {
         Host = parse.GetValue(host)!,
@@ -54,7 +66,7 @@ root.SetAction(async (parse, cancellationToken) =>
         KeyFile = parse.GetValue(keyFile),
         ServerName = parse.GetValue(serverName),
         UserNamePattern = parse.GetValue(userName),
-        PasswordPattern = parse.GetValue(password),
+        PasswordPattern = passwordPattern,
         Devices = parse.GetValue(devices),
         DevicePrefix = parse.GetValue(prefix)!,
         FirstDevice = parse.GetValue(firstDevice),

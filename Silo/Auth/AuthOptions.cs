@@ -20,8 +20,18 @@ public sealed class AuthOptions
     /// <summary>How long minted tokens are valid by default.</summary>
     public TimeSpan TokenLifetime { get; set; } = TimeSpan.FromHours(1);
 
-    /// <summary>Tolerated clock difference between issuer and silo when checking expiry.</summary>
-    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>The most clock difference a silo may be told to tolerate: beyond it an expired token lives on too long.</summary>
+    public static readonly TimeSpan MaxClockSkew = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Tolerated clock difference between issuer and silo when checking expiry and not-before. Tokens are
+    /// minted by the silos themselves (or an issuer on NTP time), so a few seconds cover the drift;
+    /// ASP.NET Core's default of five minutes would keep a revoked-by-expiry token usable that long.
+    /// </summary>
+    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The key bytes, which <see cref="AuthOptionsValidator"/> has checked at start.</summary>
+    public byte[] KeyBytes() => DecodeKey(SigningKey, out var problem) ?? throw new InvalidOperationException(problem);
 
     /// <summary>The key bytes, or null with the reason when the key is missing, malformed or too short.</summary>
     public static byte[]? DecodeKey(string? signingKey, out string? problem)

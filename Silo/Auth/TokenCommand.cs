@@ -22,18 +22,31 @@ internal static class TokenCommand
 
         var sub = new Option<string>("--sub") { Description = "The subject: the user id the token speaks for.", Required = true };
         var role = new Option<string[]>("--role") { Description = "A role (admin, user, gateway); repeat for several.", DefaultValueFactory = _ => [Roles.User] };
-        var key = new Option<string?>("--key") { Description = "The signing key (default: Auth:SigningKey from configuration)." };
+        // The key never comes on the command line, which every user of the machine can read (ps, /proc).
+        var keyFile = new Option<FileInfo?>("--key-file") { Description = "A file holding the signing key (default: Auth:SigningKey from configuration or Auth__SigningKey)." };
         var issuer = new Option<string>("--issuer") { Description = "The issuer (default: Auth:Issuer).", DefaultValueFactory = _ => defaults.Issuer };
         var audience = new Option<string>("--audience") { Description = "The audience (default: Auth:Audience).", DefaultValueFactory = _ => defaults.Audience };
         var lifetime = new Option<TimeSpan>("--lifetime") { Description = "How long the token is valid, as hh:mm:ss (default: Auth:TokenLifetime).", DefaultValueFactory = _ => defaults.TokenLifetime };
 
-        var token = new Command("token", "Mints a JWT for this silo and prints it.") { sub, role, key, issuer, audience, lifetime };
+        var token = new Command("token", "Mints a JWT for this silo and prints it.") { sub, role, keyFile, issuer, audience, lifetime };
         token.SetAction(parsed =>
         {
-            var keyBytes = AuthOptions.DecodeKey(parsed.GetValue(key) ?? defaults.SigningKey, out var problem);
+            var signingKey = defaults.SigningKey;
+            if (parsed.GetValue(keyFile) is { } file)
+            {
+                if (!file.Exists)
+                {
+                    error.WriteLine($"The key file '{file.FullName}' does not exist.");
+                    return 2;
+                }
+
+                signingKey = File.ReadAllText(file.FullName).Trim();
+            }
+
+            var keyBytes = AuthOptions.DecodeKey(signingKey, out var problem);
             if (keyBytes is null)
             {
-                error.WriteLine(problem + " Pass --key or set Auth__SigningKey.");
+                error.WriteLine(problem + " Pass --key-file or set Auth__SigningKey.");
                 return 2;
             }
 

@@ -48,11 +48,16 @@ public sealed class SimulatorTests
         return (client, sink);
     }
 
-    private static Process Start(params string[] args)
+    private static Process Start(params string[] args) => Start(new Dictionary<string, string>(), args);
+
+    private static Process Start(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         info.ArgumentList.Add(SimulatorDll);
         foreach (var a in args) info.ArgumentList.Add(a);
+        // The tests' own environment must not leak a password into runs that test its absence.
+        info.Environment.Remove("CLOUDEDGE_DEVICE_PASSWORD");
+        foreach (var (name, value) in environment) info.Environment[name] = value;
         return Process.Start(info)!;
     }
 
@@ -156,8 +161,10 @@ public sealed class SimulatorTests
         await using var _ = subscriber;
         var summaryPath = Path.Combine(broker.Directory, "summary.json");
 
-        using var process = Start("--port", broker.Port.ToString(), "-n", "2", "-r", "25", "-c", "15", "-q", "2", "-V", "3.1.1",
-            "--username", "{deviceId}", "--password", "pw-{deviceId}", "--kinds", "vibration", "--summary-file", summaryPath, "--progress", "none");
+        // The password pattern comes from the environment: never from the command line.
+        using var process = Start(new Dictionary<string, string> { ["CLOUDEDGE_DEVICE_PASSWORD"] = "pw-{deviceId}" },
+            "--port", broker.Port.ToString(), "-n", "2", "-r", "25", "-c", "15", "-q", "2", "-V", "3.1.1",
+            "--username", "{deviceId}", "--kinds", "vibration", "--summary-file", summaryPath, "--progress", "none");
         var (code, output, error) = await RunToEndAsync(process);
         Assert.True(code == 0, $"exit {code}\n{output}\n{error}");
 
@@ -177,6 +184,51 @@ public sealed class SimulatorTests
                 Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$", e.TraceParent!);
             });
         }
+    }
+
+    [Fact]
+    public async Task The_password_comes_from_a_file_and_never_from_the_command_line()
+    {
+        await using var broker = await Mosquitto.StartAsync(s =>
+        {
+            s.Users["sim-0001"] = "pw-sim-0001";
+            s.Users["edge"] = "edge-pw";
+        });
+        var (subscriber, sink) = await SubscribeAsync(broker.Port, MqttProtocolVersion.V500, "edge", "edge-pw");
+        await using var _ = subscriber;
+        var passwordFile = Path.Combine(broker.Directory, "device.secret");
+        await File.WriteAllTextAsync(passwordFile, "pw-{deviceId}\n");
+
+        using var fromFile = Start("--port", broker.Port.ToString(), "-n", "1", "-r", "50", "-c", "5",
+            "--username", "{deviceId}", "--password-file", passwordFile, "--progress", "none");
+        var (code, output, error) = await RunToEndAsync(fromFile);
+        Assert.True(code == 0, $"exit {code}\n{output}\n{error}");
+        await Wait.UntilAsync(() => sink.Count("sim-0001") >= 5, "5 readings of sim-0001");
+
+        // A wrong password from the file is refused by the broker: the file's content is what is sent.
+        var wrongFile = Path.Combine(broker.Directory, "wrong.secret");
+        await File.WriteAllTextAsync(wrongFile, "not-the-password");
+        using var wrong = Start("--port", broker.Port.ToString(), "-n", "1", "-c", "1", "--connect-timeout", "2",
+            "--username", "{deviceId}", "--password-file", wrongFile, "--progress", "none");
+        var (wrongCode, _, _) = await RunToEndAsync(wrong);
+        Assert.NotEqual(0, wrongCode);
+
+        using var missing = Start("--port", broker.Port.ToString(), "-c", "1", "--password-file", Path.Combine(broker.Directory, "none"));
+        var (missingCode, _, missingError) = await RunToEndAsync(missing);
+        Assert.Equal(2, missingCode);
+        Assert.Contains("does not exist", missingError);
+
+        var empty = Path.Combine(broker.Directory, "empty.secret");
+        await File.WriteAllTextAsync(empty, "");
+        using var emptyRun = Start("--port", broker.Port.ToString(), "-c", "1", "--password-file", empty);
+        var (emptyCode, _, emptyError) = await RunToEndAsync(emptyRun);
+        Assert.Equal(2, emptyCode);
+        Assert.Contains("is empty", emptyError);
+
+        using var onCommandLine = Start("--port", broker.Port.ToString(), "-c", "1", "--password", "pw-{deviceId}");
+        var (lineCode, _, lineError) = await RunToEndAsync(onCommandLine);
+        Assert.NotEqual(0, lineCode);
+        Assert.Contains("--password", lineError);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Net;
 using CloudEdge.Grains;
 using CloudEdge.Silo.Auth;
+using Microsoft.Extensions.Options;
 
 namespace CloudEdge.Silo.Tests;
 
@@ -94,13 +95,14 @@ public sealed class HostTests
     [Theory]
     [InlineData(null)]
     [InlineData("too-short")]
-    public void Outside_development_the_silo_refuses_to_start_without_a_strong_signing_key(string? key)
+    public async Task Outside_development_the_silo_refuses_to_start_without_a_strong_signing_key(string? key)
     {
         var directory = TestSilo.NewDataDirectory();
         try
         {
             var args = TestSilo.Arguments(directory, new Dictionary<string, string> { ["Auth:SigningKey"] = key ?? string.Empty });
-            var error = Assert.Throws<InvalidOperationException>(() => SiloApplication.Build(args));
+            await using var app = SiloApplication.Build(args);
+            var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
             Assert.Contains("Auth:SigningKey", error.Message, StringComparison.Ordinal);
         }
         finally
@@ -114,7 +116,9 @@ public sealed class HostTests
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var exit = TokenCommand.Run(["token", "--sub", "dave", "--role", Roles.Admin, "--key", TestSilo.SigningKey, "--lifetime", "00:05:00"], output, error);
+        var keyFile = Path.GetTempFileName();
+        await File.WriteAllTextAsync(keyFile, TestSilo.SigningKey + "\n");
+        var exit = TokenCommand.Run(["token", "--sub", "dave", "--role", Roles.Admin, "--key-file", keyFile, "--lifetime", "00:05:00"], output, error);
         Assert.True(exit == 0, error.ToString());
         var token = output.ToString().Trim();
 
@@ -122,7 +126,13 @@ public sealed class HostTests
         (await silo.WithToken(token).Get($"/api/v1/users/{Ids.New("someone")}")).AssertStatus(HttpStatusCode.NotFound, "user_not_found");
 
         using var refused = new StringWriter();
-        Assert.Equal(2, TokenCommand.Run(["token", "--sub", "dave", "--key", "short"], new StringWriter(), refused));
+        await File.WriteAllTextAsync(keyFile, "short");
+        Assert.Equal(2, TokenCommand.Run(["token", "--sub", "dave", "--key-file", keyFile], new StringWriter(), refused));
         Assert.Contains("32", refused.ToString(), StringComparison.Ordinal);
+        File.Delete(keyFile);
+
+        // A key on the command line is refused: there is no such option.
+        using var noKeyOption = new StringWriter();
+        Assert.NotEqual(0, TokenCommand.Run(["token", "--sub", "dave", "--key", TestSilo.SigningKey], new StringWriter(), noKeyOption));
     }
 }

@@ -82,7 +82,7 @@ public sealed class SiloProcess : IAsyncDisposable
     /// <summary>Mints a JWT with the Silo's own <c>token</c> subcommand (same key, issuer and audience).</summary>
     public static async Task<string> MintTokenAsync(string signingKey, string subject, string role, TimeSpan? lifetime = null)
     {
-        List<string> arguments = [Dll, "token", "--sub", subject, "--role", role, "--key", signingKey];
+        List<string> arguments = [Dll, "token", "--sub", subject, "--role", role];
         if (lifetime is { } l)
         {
             arguments.AddRange(["--lifetime", l.ToString("c", System.Globalization.CultureInfo.InvariantCulture)]);

@@ -56,7 +56,7 @@ public static class SimulatorProcess
             "--rate", settings.Rate.ToString(invariant), "--qos", settings.Qos.ToString(invariant),
             "--protocol", settings.Protocol, "--anomaly-rate", settings.AnomalyRate.ToString(invariant),
             "--seed", settings.Seed.ToString(invariant),
-            "--username", "{deviceId}", "--password", settings.Password, "--progress", "none",
+            "--username", "{deviceId}", "--progress", "none",
         ];
         if (settings.Count is { } count)
         {
@@ -74,6 +74,8 @@ public static class SimulatorProcess
         }
 
         arguments.AddRange(settings.ExtraArguments);
-        return HostProcess.Start("simulator", Dll, arguments, settings.Environment, settings.LogFile);
+        // The password travels in the environment, never on the command line (ps shows that to everyone).
+        var environment = new Dictionary<string, string?>(settings.Environment) { ["CLOUDEDGE_DEVICE_PASSWORD"] = settings.Password };
+        return HostProcess.Start("simulator", Dll, arguments, environment, settings.LogFile);
     }
 }
