@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using Orleans.Runtime;
 
 namespace CloudEdge.Streaming.Tests;
@@ -8,6 +10,29 @@ public sealed class RetentionTests(StreamingDatabase database) : IClassFixture<S
     [Fact]
     public async Task Retention_keeps_the_last_events_of_each_stream_then_deletes_by_age_and_never_reuses_a_sequence()
     {
+        // Only this class's provider deletes anything (the others keep 7 days and 10,000 events), so the
+        // process-wide counter of deletions is this test's.
+        var deleted = new ConcurrentDictionary<string, long>();
+        using var meters = new MeterListener();
+        meters.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == StreamingInstruments.MeterName && instrument.Name == "cloudedge.streaming.retention.deleted")
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        meters.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "reason")
+                {
+                    deleted.AddOrUpdate((string)tag.Value!, value, (_, sum) => sum + value);
+                }
+            }
+        });
+        meters.Start();
+
         var (clockId, clock) = TestClocks.Create();
         var settings = new StreamSettings
         {
@@ -40,6 +65,9 @@ public sealed class RetentionTests(StreamingDatabase database) : IClassFixture<S
         await Wait.UntilAsync(async () => (await log.ReadAsync<TestEvent>(busy, 0, 100, CancellationToken.None)).Count == 0, "busy emptied by age");
         await Wait.UntilAsync(async () => (await log.ReadAsync<TestEvent>(quiet, 0, 100, CancellationToken.None)).Count == 1, "quiet down to its new event");
         Assert.Equal(4, Assert.Single(await log.ReadAsync<TestEvent>(quiet, 0, 100, CancellationToken.None)).Sequence);
+
+        Assert.Equal(7, deleted.GetValueOrDefault("count"));
+        Assert.Equal(8, deleted.GetValueOrDefault("age"));
 
         // The heads stay: numbering continues where it was.
         Assert.Equal(12, await log.GetLastSequenceAsync(busy, CancellationToken.None));
