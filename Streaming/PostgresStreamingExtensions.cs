@@ -1,11 +1,11 @@
-using CloudEdge.Streaming;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Hosting;
 
-namespace Orleans.Hosting;
+namespace CloudEdge.Streaming;
 
 /// <summary>Registers the platform's durable stream provider on PostgreSQL.</summary>
 public static class PostgresStreamingExtensions

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using CloudEdge.Bench.Streams;
+using CloudEdge.Streaming;
 using CloudEdge.Testing.Platform;
 using CloudEdge.Testing.Postgres;
 using Microsoft.Extensions.DependencyInjection;

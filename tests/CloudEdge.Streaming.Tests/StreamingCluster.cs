@@ -31,6 +31,8 @@ public sealed record StreamSettings
 
     public int QueueCount { get; init; } = 8;
 
+    public bool UseNotifications { get; init; } = true;
+
     public int? RetentionMaxEventsPerStream { get; init; }
 
     public TimeSpan? RetentionMaxAge { get; init; }
@@ -43,6 +45,7 @@ public sealed record StreamSettings
     public void WriteTo(IDictionary<string, string?> properties)
     {
         properties[Prefix + nameof(QueueCount)] = QueueCount.ToString(CultureInfo.InvariantCulture);
+        properties[Prefix + nameof(UseNotifications)] = UseNotifications.ToString(CultureInfo.InvariantCulture);
         if (RetentionMaxEventsPerStream is { } max)
         {
             properties[Prefix + nameof(RetentionMaxEventsPerStream)] = max.ToString(CultureInfo.InvariantCulture);
@@ -70,6 +73,11 @@ public sealed record StreamSettings
         if (configuration[Prefix + nameof(QueueCount)] is { } queues)
         {
             options.QueueCount = int.Parse(queues, CultureInfo.InvariantCulture);
+        }
+
+        if (configuration[Prefix + nameof(UseNotifications)] is { } notifications)
+        {
+            options.UseNotifications = bool.Parse(notifications);
         }
 
         if (configuration[Prefix + nameof(RetentionMaxEventsPerStream)] is { } max)
