@@ -139,11 +139,13 @@ internal sealed class PostgresQueueAdapter(
 [Alias("CloudEdge.Streaming.StreamPublishException")]
 public sealed class StreamPublishException : Exception
 {
+    /// <summary>A publication that failed because of <paramref name="innerException"/> (the Npgsql error).</summary>
     public StreamPublishException(string message, Exception innerException)
         : base(message, innerException)
     {
     }
 
+    /// <summary>A publication that failed for the reason in <paramref name="message"/>.</summary>
     public StreamPublishException(string message)
         : base(message)
     {

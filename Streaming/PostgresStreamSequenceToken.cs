@@ -14,6 +14,7 @@ namespace CloudEdge.Streaming;
 [Immutable]
 public sealed class PostgresStreamSequenceToken : StreamSequenceToken
 {
+    /// <summary>The token of the event numbered <paramref name="queueSequence"/> in its queue and <paramref name="streamSequence"/> in its stream.</summary>
     public PostgresStreamSequenceToken(long queueSequence, long streamSequence, Guid eventId, DateTimeOffset timestamp, string? traceParent, string? traceState)
     {
         SequenceNumber = queueSequence;
@@ -48,6 +49,7 @@ public sealed class PostgresStreamSequenceToken : StreamSequenceToken
     [Id(5)]
     public string? TraceParent { get; private set; }
 
+    /// <summary>The W3C <c>tracestate</c> that went with <see cref="TraceParent"/>, if any.</summary>
     [Id(6)]
     public string? TraceState { get; private set; }
 
