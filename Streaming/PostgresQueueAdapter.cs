@@ -88,7 +88,7 @@ internal sealed class PostgresQueueAdapter(
             queueId,
             options,
             store,
-            notifications?.For((int)queueId.GetNumericId()),
+            notifications,
             serializer,
             timeProvider,
             instruments,

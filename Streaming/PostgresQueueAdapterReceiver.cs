@@ -22,6 +22,7 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
     private readonly int queue;
     private readonly PostgresStreamOptions options;
     private readonly PostgresStreamStore store;
+    private readonly QueueNotifications? notifications;
     private readonly QueueSignal? signal;
     private readonly Serializer serializer;
     private readonly TimeProvider timeProvider;
@@ -42,7 +43,7 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
         QueueId queueId,
         PostgresStreamOptions options,
         PostgresStreamStore store,
-        QueueSignal? signal,
+        QueueNotifications? notifications,
         Serializer serializer,
         TimeProvider timeProvider,
         StreamingInstruments instruments,
@@ -52,7 +53,8 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
         queue = (int)queueId.GetNumericId();
         this.options = options;
         this.store = store;
-        this.signal = signal;
+        this.notifications = notifications;
+        signal = notifications?.For(queue);
         this.serializer = serializer;
         this.timeProvider = timeProvider;
         this.instruments = instruments;
@@ -81,9 +83,11 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
         var events = await ReadContiguousAsync(max, cancellationToken);
         if (events.Count == 0 && signal is not null)
         {
-            // Long-poll: an append's NOTIFY wakes this at once; otherwise the agent's next tick polls again.
+            // Long-poll: an append's NOTIFY wakes this at once. While nothing is announced (listener down) the
+            // wait is a poll interval, so events are still found by polling.
+            var wait = notifications!.IsListening ? options.NotificationWait : options.PollInterval;
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping.Token);
-            if (await signal.WaitAsync(options.PollInterval, linked.Token))
+            if (await signal.WaitAsync(wait, linked.Token))
             {
                 events = await ReadContiguousAsync(max, cancellationToken);
             }

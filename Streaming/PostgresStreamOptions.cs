@@ -12,13 +12,19 @@ public sealed class PostgresStreamOptions
     public int QueueCount { get; set; } = 8;
 
     /// <summary>
-    /// How often an idle receiver looks at its queue (default 50 ms). With <see cref="UseNotifications"/> a receiver
-    /// is also woken by each append, so this is the fallback cadence, not the delivery latency.
+    /// How often an idle receiver looks at its queue when it is not woken by notifications (default 50 ms):
+    /// with <see cref="UseNotifications"/> off, or while the silo's listening connection is being re-opened.
     /// </summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(50);
 
     /// <summary>Appends send a PostgreSQL NOTIFY that wakes the queue's receiver at once (default true).</summary>
     public bool UseNotifications { get; set; } = true;
+
+    /// <summary>
+    /// With notifications live, how long a receiver with nothing to read waits for one before it reads anyway
+    /// (default 1 s): a safety net, not the latency, which is the notification's.
+    /// </summary>
+    public TimeSpan NotificationWait { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Events older than this are deleted once delivered (default 7 days).</summary>
     public TimeSpan RetentionMaxAge { get; set; } = TimeSpan.FromDays(7);
@@ -51,6 +57,11 @@ internal sealed class PostgresStreamOptionsValidator : IValidateOptions<Postgres
         if (options.PollInterval <= TimeSpan.Zero || options.PollInterval > TimeSpan.FromMinutes(1))
         {
             failures.Add($"Stream provider '{name}': PollInterval must be positive and at most 1 minute (was {options.PollInterval}).");
+        }
+
+        if (options.NotificationWait <= TimeSpan.Zero || options.NotificationWait > TimeSpan.FromMinutes(1))
+        {
+            failures.Add($"Stream provider '{name}': NotificationWait must be positive and at most 1 minute (was {options.NotificationWait}).");
         }
 
         if (options.RetentionMaxAge <= TimeSpan.Zero)

@@ -20,12 +20,16 @@ internal sealed partial class QueueNotifications : IAsyncDisposable
     private readonly CancellationTokenSource stopping = new();
     private readonly Lock gate = new();
     private Task? listening;
+    private volatile bool isListening;
 
     public QueueNotifications(PostgresStreamStore store, ILogger<QueueNotifications> logger)
     {
         this.store = store;
         this.logger = logger;
     }
+
+    /// <summary>True while the LISTEN connection is up: every append is announced, so receivers may wait long.</summary>
+    public bool IsListening => isListening;
 
     /// <summary>The signal of a queue; the first call starts listening.</summary>
     public QueueSignal For(int queueId)
@@ -53,6 +57,7 @@ internal sealed partial class QueueNotifications : IAsyncDisposable
                 }
 
                 // Appends made while nobody listened were not announced.
+                isListening = true;
                 WakeAll();
                 while (true)
                 {
@@ -61,10 +66,12 @@ internal sealed partial class QueueNotifications : IAsyncDisposable
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
+                isListening = false;
                 return;
             }
             catch (Exception exception)
             {
+                isListening = false;
                 LogListenFailed(exception, store.Provider, ReconnectDelay);
                 WakeAll();
                 try

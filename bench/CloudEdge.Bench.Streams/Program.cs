@@ -12,9 +12,9 @@ using Orleans.Runtime;
 using Orleans.Streams;
 
 var mode = args.Length > 0 ? args[0] : "all";
-if (mode is not ("publish" or "latency" or "all"))
+if (mode is not ("publish" or "latency" or "idle" or "all"))
 {
-    Console.Error.WriteLine("usage: CloudEdge.Bench.Streams [publish|latency|all]");
+    Console.Error.WriteLine("usage: CloudEdge.Bench.Streams [publish|latency|idle|all]");
     return 2;
 }
 
@@ -30,6 +30,16 @@ using var host = new HostBuilder()
 await host.StartAsync();
 var streams = host.Services.GetRequiredService<IClusterClient>().GetStreamProvider("platform");
 Console.WriteLine($"PostgreSQL {server.Port}, {Environment.ProcessorCount} cores, .NET {Environment.Version}");
+
+if (mode is "idle" or "all")
+{
+    // What the receivers' polling and long-polls cost a silo with nothing to deliver.
+    await Task.Delay(TimeSpan.FromSeconds(5));
+    var before = Process.GetCurrentProcess().TotalProcessorTime;
+    await Task.Delay(TimeSpan.FromSeconds(20));
+    var cpu = Process.GetCurrentProcess().TotalProcessorTime - before;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"idle silo, 8 queues, 20 s: process CPU {cpu.TotalSeconds:F2} s ({cpu.TotalSeconds / 20 * 100:F1}% of a core)"));
+}
 
 if (mode is "publish" or "all")
 {
