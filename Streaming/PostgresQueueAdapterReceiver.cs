@@ -18,6 +18,10 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
     // gap that never fills; after this long the receiver steps over it.
     private static readonly TimeSpan GapTolerance = TimeSpan.FromSeconds(10);
 
+    // A checkpoint is a commit of its own: under a steady trickle of events, saving one per purge would double
+    // the database's commits. Held back this long, it costs a taker-over at most this much of repeats.
+    private static readonly TimeSpan CheckpointSpacing = TimeSpan.FromMilliseconds(250);
+
     private readonly QueueId queueId;
     private readonly int queue;
     private readonly PostgresStreamOptions options;
@@ -35,6 +39,7 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
     private long readPosition;
     private long savedCheckpoint;
     private long deliveredCheckpoint;
+    private long lastCheckpointSave;
     private DateTimeOffset nextRetention;
     private long? gapAfter;
     private long gapSince;
@@ -77,6 +82,7 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
     {
         // An Initialize that failed (database down at start) is retried here: the agent keeps pumping.
         await LoadAsync(cancellationToken);
+        await SaveCheckpointAsync(force: false, cancellationToken);
         await ApplyRetentionIfDueAsync(cancellationToken);
 
         var max = maxCount < 0 ? options.ReadBatchSize : Math.Min(maxCount, options.ReadBatchSize);
@@ -123,7 +129,7 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
             deliveredCheckpoint = highest;
         }
 
-        await SaveCheckpointAsync(cancellationToken);
+        await SaveCheckpointAsync(force: false, cancellationToken);
     }
 
     public Task Shutdown(TimeSpan timeout) => Shutdown(timeout, CancellationToken.None);
@@ -135,7 +141,7 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
         limit.CancelAfter(timeout);
         try
         {
-            await SaveCheckpointAsync(limit.Token);
+            await SaveCheckpointAsync(force: true, limit.Token);
         }
         catch (Exception exception)
         {
@@ -158,9 +164,11 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
         LogStarted(store.Provider, queueId, checkpoint);
     }
 
-    private async Task SaveCheckpointAsync(CancellationToken cancellationToken)
+    /// <summary>Saves the delivered checkpoint if it moved, at most once per <see cref="CheckpointSpacing"/> unless forced.</summary>
+    private async Task SaveCheckpointAsync(bool force, CancellationToken cancellationToken)
     {
-        if (!loaded || deliveredCheckpoint <= savedCheckpoint)
+        if (!loaded || deliveredCheckpoint <= savedCheckpoint
+            || (!force && Stopwatch.GetElapsedTime(lastCheckpointSave) < CheckpointSpacing))
         {
             return;
         }
@@ -168,6 +176,7 @@ internal sealed partial class PostgresQueueAdapterReceiver : IQueueAdapterReceiv
         var checkpoint = deliveredCheckpoint;
         await store.SaveCheckpointAsync(queue, checkpoint, timeProvider.GetUtcNow(), cancellationToken);
         savedCheckpoint = Math.Max(savedCheckpoint, checkpoint);
+        lastCheckpointSave = Stopwatch.GetTimestamp();
     }
 
     private async Task<IReadOnlyList<StoredStreamEvent>> ReadContiguousAsync(int max, CancellationToken cancellationToken)
