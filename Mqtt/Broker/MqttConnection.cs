@@ -356,6 +356,7 @@ internal sealed class MqttConnection
             case MqttPubRelPacket rel:
                 bool known;
                 lock (session.Gate) known = session.IncomingQoS2.Remove(rel.PacketId);
+                if (known) _broker.SessionChanged(session);
                 await SendAsync(new MqttPubCompPacket
                 {
                     PacketId = rel.PacketId,
@@ -400,6 +401,7 @@ internal sealed class MqttConnection
                 throw new MqttProtocolException(MqttReasonCode.ProtocolError, "Session expiry set in DISCONNECT after 0 in CONNECT.");
             }
             lock (session.Gate) session.ExpiryInterval = Math.Min(expiry, Options.MaximumSessionExpiryInterval);
+            _broker.SessionChanged(session, always: true);
         }
         _disconnectedNormally = disconnect.ReasonCode != MqttReasonCode.DisconnectWithWillMessage;
         if (disconnect.ReasonCode.IsError())
@@ -417,6 +419,7 @@ internal sealed class MqttConnection
                 session.Inflight.Remove(packetId);
             }
         }
+        _broker.SessionChanged(session);
         SignalDelivery();
     }
 
@@ -432,6 +435,7 @@ internal sealed class MqttConnection
                 else inflight.Released = true;
             }
         }
+        if (found) _broker.SessionChanged(session);
         if (rec.ReasonCode.IsError())
         {
             SignalDelivery();
@@ -531,6 +535,7 @@ internal sealed class MqttConnection
                 if (!ackCode.IsError())
                 {
                     lock (session.Gate) session.IncomingQoS2.Add(publish.PacketId);
+                    _broker.SessionChanged(session);
                 }
                 await SendAsync(new MqttPubRecPacket { PacketId = publish.PacketId, ReasonCode = ackCode }, token).ConfigureAwait(false);
                 break;
@@ -677,6 +682,7 @@ internal sealed class MqttConnection
                 }
                 if (session.Drained is not null && session.Pending.Count <= Options.BackpressureQueueLength / 2) session.ReleaseWaiters();
             }
+            if (taken.Count > 0 || expired > 0) _broker.SessionChanged(session);
             // Packets are built outside the session lock so publishers routing to this session are not held up.
             List<ushort>? notSent = null;
             foreach (var (delivery, id) in taken)
