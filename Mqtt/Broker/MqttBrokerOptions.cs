@@ -58,6 +58,12 @@ public sealed class MqttBrokerOptions
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
+    /// Response Information sent in CONNACK to v5 clients that ask for it (Request Response Information = 1): the
+    /// base of response topics, "{clientid}" substituted, e.g. "replies/{clientid}/". Null: never sent (allowed).
+    /// </summary>
+    public string? ResponseInformation { get; set; }
+
+    /// <summary>
     /// With a store (<see cref="IMqttBrokerStore"/>): how often changed sessions and retained messages are written,
     /// as one atomic batch (group commit). A process kill or power loss loses at most this interval's changes.
     /// </summary>

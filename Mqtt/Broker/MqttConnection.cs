@@ -280,6 +280,7 @@ internal sealed class MqttConnection
                 AssignedClientIdentifier = assigned,
                 ServerKeepAlive = Options.ServerKeepAlive != connect.KeepAlive ? Options.ServerKeepAlive : null,
                 SessionExpiryInterval = expiry != _connectSessionExpiry ? expiry : null,
+                ResponseInformation = p?.RequestResponseInformation == true ? Options.ResponseInformation?.Replace("{clientid}", ClientId, StringComparison.Ordinal) : null,
             };
         }
         await SendAsync(ack, cancellationToken).ConfigureAwait(false);
