@@ -62,6 +62,9 @@ public static class EdgeAgentHost
 
         var broker = builder.Configuration.GetSection("EdgeAgent:Broker").Get<BrokerSettings>() ?? new BrokerSettings();
         builder.Services.AddMqttBroker(o => ConfigureBroker(o, broker));
+        // Persistent MQTT sessions and retained messages live in broker.db beside the pipeline's edge.db.
+        builder.Services.AddSingleton<IMqttBrokerStore>(sp => new SqliteMqttBrokerStore(
+            Path.Combine(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<EdgePipelineOptions>>().Value.DataDirectory, "broker.db")));
         builder.Services.AddEdgePipeline(builder.Configuration);
         builder.WebHost.ConfigureKestrel(kestrel => ConfigureListeners(kestrel, broker));
         return builder.Build();

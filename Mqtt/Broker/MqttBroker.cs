@@ -18,6 +18,8 @@ public sealed class MqttBroker : IAsyncDisposable
     private readonly ConcurrentDictionary<string, MqttApplicationMessage> _retained = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<MqttConnection, byte> _connections = new();
     private readonly IMqttPublishInterceptor[] _interceptors;
+    private readonly MqttPersistence? _persistence;
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ITimer? _sweepTimer;
     private long _dropped;
     private int _sweeping;
@@ -27,7 +29,8 @@ public sealed class MqttBroker : IAsyncDisposable
         MqttBrokerTelemetry telemetry,
         IEnumerable<IMqttPublishInterceptor>? interceptors = null,
         ILogger<MqttBroker>? logger = null,
-        TimeProvider? timeProvider = null)
+        TimeProvider? timeProvider = null,
+        IMqttBrokerStore? store = null)
     {
         Options = options.Value;
         Options.Validate();
@@ -35,6 +38,8 @@ public sealed class MqttBroker : IAsyncDisposable
         _interceptors = interceptors?.ToArray() ?? [];
         Logger = (ILogger?)logger ?? NullLogger.Instance;
         Time = timeProvider ?? TimeProvider.System;
+        if (store is null) _ready.SetResult();
+        else _persistence = new MqttPersistence(this, store);
     }
 
     internal MqttBrokerOptions Options { get; }
@@ -54,6 +59,55 @@ public sealed class MqttBroker : IAsyncDisposable
     /// <summary>Starts the timer that expires sessions and publishes delayed wills.</summary>
     public void Start() => _sweepTimer ??= Time.CreateTimer(_ => Sweep(), null, Options.SweepInterval, Options.SweepInterval);
 
+    /// <summary>Loads stored sessions and retained messages (when a store is registered), then starts the timers.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (_persistence is not null && !_ready.Task.IsCompleted)
+        {
+            try
+            {
+                await LoadAsync(_persistence, cancellationToken).ConfigureAwait(false);
+                _persistence.Start();
+                _ready.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                _ready.TrySetException(e);
+                throw;
+            }
+        }
+        Start();
+    }
+
+    private async Task LoadAsync(MqttPersistence persistence, CancellationToken cancellationToken)
+    {
+        var stored = await persistence.StoreLoadAsync(cancellationToken).ConfigureAwait(false);
+        var subscriptions = new List<(string Inner, MqttSubscriptionEntry Entry)>();
+        foreach (var (clientId, bytes) in stored.Sessions)
+        {
+            var session = persistence.DecodeSession(clientId, bytes, subscriptions);
+            _sessions[clientId] = session;
+        }
+        foreach (var (inner, entry) in subscriptions) Subscriptions.Add(inner, entry);
+        foreach (var (topic, bytes) in stored.Retained)
+        {
+            var message = persistence.DecodeRetained(topic, bytes);
+            if (!IsExpired(message)) _retained[topic] = message;
+        }
+        Logger.LogInformation("MQTT broker restored {Sessions} session(s) and {Retained} retained message(s)", stored.Sessions.Count, _retained.Count);
+    }
+
+    internal MqttSession? TryGetPersistentSession(string clientId) =>
+        _sessions.TryGetValue(clientId, out var session) && !session.Ended && session.ExpiryInterval > 0 ? session : null;
+
+    internal MqttApplicationMessage? TryGetRetained(string topic) => _retained.TryGetValue(topic, out var message) ? message : null;
+
+    /// <summary>Marks a session for the next group commit; <paramref name="always"/> also when it is (now) not persistent, so its record goes.</summary>
+    internal void SessionChanged(MqttSession session, bool always = false)
+    {
+        if (_persistence is not null && (always || session.ExpiryInterval > 0)) _persistence.SessionChanged(session.ClientId);
+    }
+
     /// <summary>Sends DISCONNECT 0x8B (v5) to every client and closes every connection.</summary>
     public async Task StopAsync()
     {
@@ -61,6 +115,7 @@ public sealed class MqttBroker : IAsyncDisposable
         _sweepTimer = null;
         var closing = _connections.Keys.Select(c => c.CloseAsync(MqttReasonCode.ServerShuttingDown, "Server shutting down.")).ToArray();
         await Task.WhenAll(closing).ConfigureAwait(false);
+        if (_persistence is not null) await _persistence.StopAsync().ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
@@ -68,6 +123,8 @@ public sealed class MqttBroker : IAsyncDisposable
     /// <summary>Runs one client connection to its end; never throws for anything the client does.</summary>
     public async Task RunConnectionAsync(ConnectionContext context)
     {
+        // Stored sessions must be in place before the first client can resume one.
+        await _ready.Task.ConfigureAwait(false);
         var connection = new MqttConnection(this, context);
         _connections[connection] = 0;
         Telemetry.ActiveConnections.Add(1);
@@ -192,6 +249,7 @@ public sealed class MqttBroker : IAsyncDisposable
             }
             _sessions[clientId] = session;
         }
+        SessionChanged(session, always: true);
         if (previous is not null)
         {
             Logger.LogInformation("MQTT session {ClientId} taken over by a new connection", clientId);
@@ -216,6 +274,7 @@ public sealed class MqttBroker : IAsyncDisposable
                 session.ReleaseWaiters();
                 session.DisconnectedAt = Time.GetTimestamp();
             }
+            SessionChanged(session, always: true);
             if (session.ExpiryInterval == 0)
             {
                 EndSession(session, "session_ended");
@@ -260,6 +319,7 @@ public sealed class MqttBroker : IAsyncDisposable
             session.Inflight.Clear();
             session.IncomingQoS2.Clear();
         }
+        SessionChanged(session, always: true);
         if (discarded > 0) CountDrop(reason, session.ClientId, discarded);
     }
 
@@ -319,7 +379,7 @@ public sealed class MqttBroker : IAsyncDisposable
             }
             foreach (var (topic, message) in _retained)
             {
-                if (IsExpired(message)) _retained.TryRemove(new KeyValuePair<string, MqttApplicationMessage>(topic, message));
+                if (IsExpired(message) && _retained.TryRemove(new KeyValuePair<string, MqttApplicationMessage>(topic, message))) _persistence?.RetainedChanged(topic);
             }
             foreach (var will in wills) PublishWill(will);
         }
@@ -358,6 +418,7 @@ public sealed class MqttBroker : IAsyncDisposable
                 session.Subscriptions[filter] = entry;
                 Subscriptions.Add(innerFilter, entry);
             }
+            SessionChanged(session);
             if (wantsRetained(isNew)) retained = [.. RetainedMatching(innerFilter)];
         }
         finally
@@ -376,6 +437,7 @@ public sealed class MqttBroker : IAsyncDisposable
             if (!session.Subscriptions.Remove(filter, out var entry)) return false;
             MqttTopic.TryParseShared(filter, out _, out var inner, out _);
             Subscriptions.Remove(inner, entry.ShareGroup, session);
+            SessionChanged(session);
             return true;
         }
     }
@@ -465,6 +527,7 @@ public sealed class MqttBroker : IAsyncDisposable
 
     private void StoreRetained(MqttApplicationMessage message)
     {
+        _persistence?.RetainedChanged(message.Topic);
         if (message.Payload.IsEmpty)
         {
             _retained.TryRemove(message.Topic, out _);
@@ -516,6 +579,7 @@ public sealed class MqttBroker : IAsyncDisposable
         }
         if (dropReason is null)
         {
+            SessionChanged(session);
             connection?.SignalDelivery();
             return wait;
         }

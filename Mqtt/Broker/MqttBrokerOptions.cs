@@ -57,6 +57,18 @@ public sealed class MqttBrokerOptions
     /// <summary>How often expired sessions and delayed wills are processed.</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Response Information sent in CONNACK to v5 clients that ask for it (Request Response Information = 1): the
+    /// base of response topics, "{clientid}" substituted, e.g. "replies/{clientid}/". Null: never sent (allowed).
+    /// </summary>
+    public string? ResponseInformation { get; set; }
+
+    /// <summary>
+    /// With a store (<see cref="IMqttBrokerStore"/>): how often changed sessions and retained messages are written,
+    /// as one atomic batch (group commit). A process kill or power loss loses at most this interval's changes.
+    /// </summary>
+    public TimeSpan PersistenceFlushInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>Throws for values the protocol cannot express or the broker cannot work with.</summary>
     public void Validate()
     {
@@ -72,6 +84,7 @@ public sealed class MqttBrokerOptions
         Check(BackpressureQueueLength > 1, "BackpressureQueueLength must be at least 2.");
         Check(BackpressureMaxWait >= TimeSpan.Zero, "BackpressureMaxWait cannot be negative.");
         Check(ConnectTimeout > TimeSpan.Zero && SweepInterval > TimeSpan.Zero, "ConnectTimeout and SweepInterval must be positive.");
+        Check(PersistenceFlushInterval > TimeSpan.Zero && PersistenceFlushInterval <= TimeSpan.FromMinutes(1), "PersistenceFlushInterval must be above 0 and at most 1 minute.");
         foreach (var rule in AclRules)
         {
             var probe = rule.Topic.Replace("{clientid}", "x", StringComparison.Ordinal).Replace("{username}", "x", StringComparison.Ordinal);

@@ -24,7 +24,8 @@ public static class MqttBrokerServiceCollectionExtensions
             sp.GetRequiredService<MqttBrokerTelemetry>(),
             sp.GetServices<IMqttPublishInterceptor>(),
             sp.GetService<ILogger<MqttBroker>>(),
-            sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<IMqttBrokerStore>()));
         services.AddHostedService<MqttBrokerHostedService>();
         return services;
     }
@@ -37,16 +38,12 @@ public static class MqttBrokerServiceCollectionExtensions
     }
 }
 
-/// <summary>Starts the broker's timers; on shutdown disconnects clients before Kestrel stops (StoppingAsync runs first).</summary>
+/// <summary>Loads stored sessions and starts the broker's timers; on shutdown disconnects clients before Kestrel stops (StoppingAsync runs first).</summary>
 internal sealed class MqttBrokerHostedService(MqttBroker broker) : IHostedLifecycleService
 {
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        broker.Start();
-        return Task.CompletedTask;
-    }
+    public Task StartAsync(CancellationToken cancellationToken) => broker.StartAsync(cancellationToken);
 
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

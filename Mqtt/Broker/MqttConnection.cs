@@ -33,6 +33,7 @@ internal sealed class MqttConnection
     private uint _connectSessionExpiry;
     private ushort _keepAlive;
     private bool _disconnectedNormally;
+    private bool _connectIsV5;
 
     public MqttConnection(MqttBroker broker, ConnectionContext context)
     {
@@ -94,10 +95,16 @@ internal sealed class MqttConnection
             Logger.LogDebug("MQTT protocol violation by {ClientId}: {Reason} {Message}", ClientId, e.ReasonCode, e.Message);
             if (!connected)
             {
-                // Before CONNECT was understood only an unsupported level gets an answer: the 3.1.1 CONNACK 0x01 (3.1.4-2).
+                // Before CONNECT was understood only an unsupported level (the 3.1.1 CONNACK 0x01, 3.1.4-2) and a broken
+                // v5 CONNECT (CONNACK with the reason code) get an answer; 3.1.1 and non-CONNECT first packets are closed.
                 if (e.ReasonCode == MqttReasonCode.UnsupportedProtocolVersion)
                 {
                     Version = MqttProtocolVersion.V311;
+                    await RefuseAsync(e.ReasonCode, e.Message).ConfigureAwait(false);
+                }
+                else if (_connectIsV5)
+                {
+                    Version = MqttProtocolVersion.V500;
                     await RefuseAsync(e.ReasonCode, e.Message).ConfigureAwait(false);
                 }
                 else
@@ -152,7 +159,18 @@ internal sealed class MqttConnection
         {
             var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
             var buffer = result.Buffer;
-            if (MqttPacketReader.TryRead(ref buffer, MqttProtocolVersion.V500, Options.MaximumPacketSize, out var packet))
+            MqttPacket? packet;
+            try
+            {
+                if (!MqttPacketReader.TryRead(ref buffer, MqttProtocolVersion.V500, Options.MaximumPacketSize, out packet)) packet = null;
+            }
+            catch (MqttProtocolException)
+            {
+                // A v5 CONNECT that fails validation gets CONNACK with the reason code (section 4.13); 3.1.1 has no code for it.
+                _connectIsV5 = IsV5Connect(result.Buffer);
+                throw;
+            }
+            if (packet is not null)
             {
                 _input.AdvanceTo(buffer.Start);
                 if (packet is MqttConnectPacket connect) return connect;
@@ -161,6 +179,20 @@ internal sealed class MqttConnection
             _input.AdvanceTo(buffer.Start, buffer.End);
             if (result.IsCompleted) return null;
         }
+    }
+
+    /// <summary>Whether the bytes start with a CONNECT whose protocol name is MQTT and level is 5, however broken the rest.</summary>
+    private static bool IsV5Connect(ReadOnlySequence<byte> buffer)
+    {
+        Span<byte> head = stackalloc byte[12];
+        var length = (int)Math.Min(head.Length, buffer.Length);
+        buffer.Slice(0, length).CopyTo(head);
+        head = head[..length];
+        if (head.Length < 2 || head[0] != 0x10) return false;
+        var index = 1;
+        while (index < head.Length && index < 5 && (head[index] & 0x80) != 0) index++;
+        var variableHeader = head[Math.Min(index + 1, head.Length)..];
+        return variableHeader.StartsWith((ReadOnlySpan<byte>)[0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x05]);
     }
 
     private static MqttProtocolException MqttProtocolException_FirstPacket(MqttPacketType type) =>
@@ -248,6 +280,7 @@ internal sealed class MqttConnection
                 AssignedClientIdentifier = assigned,
                 ServerKeepAlive = Options.ServerKeepAlive != connect.KeepAlive ? Options.ServerKeepAlive : null,
                 SessionExpiryInterval = expiry != _connectSessionExpiry ? expiry : null,
+                ResponseInformation = p?.RequestResponseInformation == true ? Options.ResponseInformation?.Replace("{clientid}", ClientId, StringComparison.Ordinal) : null,
             };
         }
         await SendAsync(ack, cancellationToken).ConfigureAwait(false);
@@ -324,6 +357,7 @@ internal sealed class MqttConnection
             case MqttPubRelPacket rel:
                 bool known;
                 lock (session.Gate) known = session.IncomingQoS2.Remove(rel.PacketId);
+                if (known) _broker.SessionChanged(session);
                 await SendAsync(new MqttPubCompPacket
                 {
                     PacketId = rel.PacketId,
@@ -368,6 +402,7 @@ internal sealed class MqttConnection
                 throw new MqttProtocolException(MqttReasonCode.ProtocolError, "Session expiry set in DISCONNECT after 0 in CONNECT.");
             }
             lock (session.Gate) session.ExpiryInterval = Math.Min(expiry, Options.MaximumSessionExpiryInterval);
+            _broker.SessionChanged(session, always: true);
         }
         _disconnectedNormally = disconnect.ReasonCode != MqttReasonCode.DisconnectWithWillMessage;
         if (disconnect.ReasonCode.IsError())
@@ -385,6 +420,7 @@ internal sealed class MqttConnection
                 session.Inflight.Remove(packetId);
             }
         }
+        _broker.SessionChanged(session);
         SignalDelivery();
     }
 
@@ -400,6 +436,7 @@ internal sealed class MqttConnection
                 else inflight.Released = true;
             }
         }
+        if (found) _broker.SessionChanged(session);
         if (rec.ReasonCode.IsError())
         {
             SignalDelivery();
@@ -499,6 +536,7 @@ internal sealed class MqttConnection
                 if (!ackCode.IsError())
                 {
                     lock (session.Gate) session.IncomingQoS2.Add(publish.PacketId);
+                    _broker.SessionChanged(session);
                 }
                 await SendAsync(new MqttPubRecPacket { PacketId = publish.PacketId, ReasonCode = ackCode }, token).ConfigureAwait(false);
                 break;
@@ -645,6 +683,7 @@ internal sealed class MqttConnection
                 }
                 if (session.Drained is not null && session.Pending.Count <= Options.BackpressureQueueLength / 2) session.ReleaseWaiters();
             }
+            if (taken.Count > 0 || expired > 0) _broker.SessionChanged(session);
             // Packets are built outside the session lock so publishers routing to this session are not held up.
             List<ushort>? notSent = null;
             foreach (var (delivery, id) in taken)

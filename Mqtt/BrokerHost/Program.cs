@@ -18,11 +18,12 @@ var acl = new Option<FileInfo?>("--acl") { Description = "ACL file: '<publish|su
 var anonymous = new Option<bool>("--allow-anonymous") { Description = "Accept clients without credentials (off by default)." };
 var maxPacket = new Option<int>("--max-packet-size") { Description = "Largest packet accepted, in bytes.", DefaultValueFactory = _ => 1024 * 1024 };
 var maxQueue = new Option<int>("--max-queued") { Description = "Messages queued per session before the newest is dropped.", DefaultValueFactory = _ => 10_000 };
+var dataDir = new Option<DirectoryInfo?>("--data-dir") { Description = "Keep persistent sessions and retained messages in <dir>/broker.db (SQLite) across restarts." };
 var verbose = new Option<bool>("--verbose", "-v") { Description = "Debug logging." };
 
 var root = new RootCommand("CloudEdge MQTT 3.1.1/5.0 broker.")
 {
-    bind, port, tlsPort, cert, key, clientCa, requireClientCert, users, acl, anonymous, maxPacket, maxQueue, verbose,
+    bind, port, tlsPort, cert, key, clientCa, requireClientCert, users, acl, anonymous, maxPacket, maxQueue, dataDir, verbose,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -46,6 +47,7 @@ root.SetAction(async (parse, cancellationToken) =>
             serverOptions.ClientCertificateMode = parse.GetValue(requireClientCert) ? ClientCertificateMode.RequireCertificate : ClientCertificateMode.AllowCertificate;
         }
     }
+    var storeDirectory = parse.GetValue(dataDir);
     await using var server = await MqttServer.StartAsync(serverOptions, o =>
     {
         o.AllowAnonymous = parse.GetValue(anonymous);
@@ -53,6 +55,9 @@ root.SetAction(async (parse, cancellationToken) =>
         o.MaximumQueuedMessagesPerSession = parse.GetValue(maxQueue);
         if (parse.GetValue(users) is { } u) MqttBrokerFiles.LoadUsers(u.FullName, o);
         if (parse.GetValue(acl) is { } a) MqttBrokerFiles.LoadAcl(a.FullName, o);
+    }, configureServices: services =>
+    {
+        if (storeDirectory is not null) services.AddMqttBrokerSqliteStore(Path.Combine(storeDirectory.FullName, "broker.db"));
     }, configureLogging: logging =>
     {
         logging.AddSimpleConsole(c => c.SingleLine = true);

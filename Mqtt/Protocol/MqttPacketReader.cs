@@ -236,10 +236,21 @@ public static class MqttPacketReader
         if (version == MqttProtocolVersion.V500 && r.Remaining > 0)
         {
             packet.ReasonCode = (MqttReasonCode)r.ReadByte();
+            if (!IsValidPublishResponseCode(packet.Type, packet.ReasonCode))
+            {
+                throw MqttProtocolException.Protocol($"{packet.Type} with reason code 0x{(byte)packet.ReasonCode:X2}, which it cannot carry.");
+            }
             if (r.Remaining > 0) packet.Properties = MqttPropertyCodec.Read(ref r, MqttPropertyScope.PubResponse);
         }
         return packet;
     }
+
+    // Sections 3.4.2.1, 3.5.2.1, 3.6.2.1 and 3.7.2.1 list the only codes each acknowledgement may carry.
+    private static bool IsValidPublishResponseCode(MqttPacketType type, MqttReasonCode code) => type switch
+    {
+        MqttPacketType.PubAck or MqttPacketType.PubRec => (byte)code is 0x00 or 0x10 or 0x80 or 0x83 or 0x87 or 0x90 or 0x91 or 0x97 or 0x99,
+        _ => (byte)code is 0x00 or 0x92,
+    };
 
     private static MqttSubscribePacket ReadSubscribe(ref MqttBodyReader r, MqttProtocolVersion version)
     {

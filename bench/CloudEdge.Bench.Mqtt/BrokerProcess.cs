@@ -4,7 +4,7 @@ using System.Net.Sockets;
 
 namespace CloudEdge.Bench.Mqtt;
 
-/// <summary>A broker under test in its own process on a free loopback port: ours (BrokerHost) or a private mosquitto.</summary>
+/// <summary>A broker under test in its own process on a free loopback port: ours (BrokerHost), a private mosquitto or MQTTnet's server.</summary>
 internal sealed class BrokerProcess : IAsyncDisposable
 {
     private readonly Process _process;
@@ -24,7 +24,7 @@ internal sealed class BrokerProcess : IAsyncDisposable
     public static async Task<BrokerProcess> StartOursAsync(int queueLimit)
     {
         var port = FreePort();
-        var dll = LocateBrokerHost();
+        var dll = LocateBuiltDll(Path.Combine("Mqtt", "BrokerHost"), "CloudEdge.Mqtt.BrokerHost.dll");
         // BENCH_BROKER_LOG=1 shows the broker's log (drops are logged) on the console.
         var showLog = Environment.GetEnvironmentVariable("BENCH_BROKER_LOG") is not null;
         var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = !showLog, RedirectStandardError = !showLog };
@@ -65,6 +65,21 @@ internal sealed class BrokerProcess : IAsyncDisposable
         return broker;
     }
 
+    /// <summary>MQTTnet 5.2's server with default options plus persistent sessions (bench/CloudEdge.Bench.MqttnetServer).</summary>
+    public static async Task<BrokerProcess> StartMqttnetAsync()
+    {
+        var port = FreePort();
+        var dll = LocateBuiltDll(Path.Combine("bench", "CloudEdge.Bench.MqttnetServer"), "CloudEdge.Bench.MqttnetServer.dll");
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { dll, "--port", port.ToString() }) info.ArgumentList.Add(a);
+        var process = Process.Start(info)!;
+        _ = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        var broker = new BrokerProcess("mqttnet", process, port, null);
+        await broker.WaitListeningAsync();
+        return broker;
+    }
+
     /// <summary>Resident set size of the broker process, in bytes.</summary>
     public long ResidentBytes()
     {
@@ -95,15 +110,15 @@ internal sealed class BrokerProcess : IAsyncDisposable
         throw new TimeoutException($"{Name} did not listen on {Port}.");
     }
 
-    private static string LocateBrokerHost()
+    private static string LocateBuiltDll(string projectDir, string fileName)
     {
-        // bench/CloudEdge.Bench.Mqtt/bin/<Configuration>/net10.0/ -> Mqtt/BrokerHost/bin/<Configuration>/net10.0/
+        // bench/CloudEdge.Bench.Mqtt/bin/<Configuration>/net10.0/ -> <projectDir>/bin/<Configuration>/net10.0/
         var baseDir = new DirectoryInfo(AppContext.BaseDirectory);
         var configuration = baseDir.Parent!.Name;
         var dir = baseDir;
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "CloudEdge.sln"))) dir = dir.Parent;
-        var dll = Path.Combine(dir?.FullName ?? throw new DirectoryNotFoundException("Repository root not found."), "Mqtt", "BrokerHost", "bin", configuration, baseDir.Name, "CloudEdge.Mqtt.BrokerHost.dll");
-        return File.Exists(dll) ? dll : throw new FileNotFoundException("Build Mqtt/BrokerHost first.", dll);
+        var dll = Path.Combine(dir?.FullName ?? throw new DirectoryNotFoundException("Repository root not found."), projectDir, "bin", configuration, baseDir.Name, fileName);
+        return File.Exists(dll) ? dll : throw new FileNotFoundException($"Build {projectDir} first.", dll);
     }
 
     private static int FreePort()

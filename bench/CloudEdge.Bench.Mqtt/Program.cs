@@ -4,8 +4,8 @@ using System.Diagnostics;
 using CloudEdge.Bench.Mqtt;
 using CloudEdge.Mqtt;
 
-// MQTT load generator: the same raw-socket clients (our codec) against our broker and a private mosquitto,
-// one after the other in the same run on loopback. Usage:
+// MQTT load generator: the same raw-socket clients (our codec) against our broker, a private mosquitto and
+// MQTTnet's server, one after the other in the same run on loopback. Usage:
 //   dotnet run -c Release --project bench/CloudEdge.Bench.Mqtt -- [--seconds 5] [--rounds 3] [--clients 100] [--idle 10000] [--only fan-in]
 var seconds = ArgValue("--seconds", 5);
 var clients = ArgValue("--clients", 100);
@@ -15,48 +15,86 @@ var rounds = ArgValue("--rounds", 3);
 const int PayloadSize = 64;
 const int QueueLimit = 100_000;
 
-var scenarios = new (string Name, Func<int, Task<Result>> Run)[]
+var scenarios = new (string Name, Func<int, int, Task<Result>> Run)[]
 {
-    ("fan-in QoS0", port => FanIn(port, MqttQualityOfService.AtMostOnce)),
-    ("fan-in QoS1", port => FanIn(port, MqttQualityOfService.AtLeastOnce)),
-    ("fan-out QoS0", port => FanOut(port, MqttQualityOfService.AtMostOnce)),
-    ("fan-out QoS1", port => FanOut(port, MqttQualityOfService.AtLeastOnce)),
+    ("fan-in QoS0", (port, s) => FanIn(port, MqttQualityOfService.AtMostOnce, s)),
+    ("fan-in QoS1", (port, s) => FanIn(port, MqttQualityOfService.AtLeastOnce, s)),
+    ("fan-out QoS0", (port, s) => FanOut(port, MqttQualityOfService.AtMostOnce, s)),
+    ("fan-out QoS1", (port, s) => FanOut(port, MqttQualityOfService.AtLeastOnce, s)),
+};
+// Every round starts each broker afresh, in this order, so load from elsewhere on the machine hits all alike.
+var brokers = new (string Name, Func<Task<BrokerProcess>> Start)[]
+{
+    ("cloudedge", () => BrokerProcess.StartOursAsync(QueueLimit)),
+    ("mosquitto", () => BrokerProcess.StartMosquittoAsync(QueueLimit)),
+    ("mqttnet", BrokerProcess.StartMqttnetAsync),
 };
 
-Console.WriteLine($"MQTT bench: {rounds} rounds of {seconds}s per scenario and broker, {clients} publishers (fan-in) / subscribers (fan-out), {PayloadSize}-byte payloads, {idle} idle connections, {Environment.ProcessorCount} cores");
+Console.WriteLine($"MQTT bench: {rounds} rounds of {seconds}s per scenario and broker, {clients} publishers (fan-in) / subscribers (fan-out), {PayloadSize}-byte payloads, {idle} idle connections, {Environment.ProcessorCount} cores, load average {LoadAverage()}");
+// The bench process's own first minutes (JIT, tiering of the load generator) are not measured: one short
+// unmeasured pass of every selected scenario against each broker comes first.
+foreach (var (name, run) in scenarios)
+{
+    if (only is not null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
+    foreach (var broker in brokers)
+    {
+        await using var warm = await broker.Start();
+        await run(warm.Port, 1);
+    }
+}
+Console.WriteLine($"  warm-up done (load {LoadAverage()})");
+
 var rows = new List<string>();
 foreach (var (name, run) in scenarios)
 {
     if (only is not null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
-    // Rounds alternate the brokers so that load from elsewhere on the machine hits both alike; medians are reported.
-    var oursRuns = new List<Result>();
-    var mosquittoRuns = new List<Result>();
+    var runs = brokers.Select(_ => new List<Result>()).ToArray();
     for (var round = 0; round < rounds; round++)
     {
-        await using (var broker = await BrokerProcess.StartOursAsync(QueueLimit)) oursRuns.Add(await run(broker.Port));
-        await using (var broker = await BrokerProcess.StartMosquittoAsync(QueueLimit)) mosquittoRuns.Add(await run(broker.Port));
-        Console.WriteLine($"  {name} round {round + 1}: cloudedge {oursRuns[^1].PerSecond:N0} msg/s (p50 {oursRuns[^1].P50:F1} ms), mosquitto {mosquittoRuns[^1].PerSecond:N0} msg/s (p50 {mosquittoRuns[^1].P50:F1} ms)");
+        // The order rotates each round so that no broker always runs first (or last) in a round.
+        for (var k = 0; k < brokers.Length; k++)
+        {
+            var b = (round + k) % brokers.Length;
+            await using var broker = await brokers[b].Start();
+            runs[b].Add(await run(broker.Port, seconds));
+        }
+        Console.WriteLine($"  {name} round {round + 1} (load {LoadAverage()}): " + string.Join(", ", brokers.Select((b, i) => $"{b.Name} {runs[i][^1].PerSecond:N0} msg/s (p50 {runs[i][^1].P50:F1} ms)")));
     }
-    var ours = Median(oursRuns);
-    var mosquitto = Median(mosquittoRuns);
-    var row = $"| {name} | {ours.PerSecond:N0} | {mosquitto.PerSecond:N0} | {ours.PerSecond / mosquitto.PerSecond:F2}x | {ours.P50:F1} / {ours.P99:F1} | {mosquitto.P50:F1} / {mosquitto.P99:F1} |";
+    var medians = runs.Select(Median).ToArray();
+    // Ratios are medians of per-round ratios: a round's brokers ran back to back under similar load.
+    var row = $"| {name} | {string.Join(" | ", medians.Select(m => m.PerSecond.ToString("N0")))} | {RoundRatio(runs[0], runs[1]):F2}x | {RoundRatio(runs[0], runs[2]):F2}x | {string.Join(" | ", medians.Select(m => $"{m.P50:F1} / {m.P99:F1}"))} |";
     Console.WriteLine(row);
     rows.Add(row);
 }
 
-if (idle == 0) return 0;
-long oursIdle, mosquittoIdle;
-await using (var broker = await BrokerProcess.StartOursAsync(QueueLimit)) oursIdle = await Idle(broker);
-await using (var broker = await BrokerProcess.StartMosquittoAsync(QueueLimit)) mosquittoIdle = await Idle(broker);
-var idleRow = $"| {idle:N0} idle connections: RSS growth | {oursIdle / 1024 / 1024:N0} MB ({oursIdle / idle / 1024.0:F1} KB/conn) | {mosquittoIdle / 1024 / 1024:N0} MB ({mosquittoIdle / idle / 1024.0:F1} KB/conn) | | | |";
-Console.WriteLine(idleRow);
+string? idleRow = null;
+if (idle > 0 && (only is null || "idle".Contains(only, StringComparison.OrdinalIgnoreCase)))
+{
+    var growth = new long[brokers.Length];
+    for (var b = 0; b < brokers.Length; b++)
+    {
+        await using var broker = await brokers[b].Start();
+        growth[b] = await Idle(broker);
+    }
+    idleRow = $"| {idle:N0} idle connections: RSS growth | {string.Join(" | ", growth.Select(g => $"{g / 1024.0 / 1024:N0} MB ({g / (double)idle / 1024:F1} KB/conn)"))} | {growth[1] / (double)growth[0]:F2}x | {growth[2] / (double)growth[0]:F2}x | | | |";
+    Console.WriteLine(idleRow);
+}
 
 Console.WriteLine();
-Console.WriteLine("| scenario | cloudedge msg/s | mosquitto msg/s | ratio | cloudedge p50 / p99 ms | mosquitto p50 / p99 ms |");
-Console.WriteLine("|---|---|---|---|---|---|");
+Console.WriteLine($"Load average at the end: {LoadAverage()}");
+Console.WriteLine("| scenario | cloudedge msg/s | mosquitto msg/s | mqttnet msg/s | cloudedge / mosquitto | cloudedge / mqttnet | cloudedge p50 / p99 ms | mosquitto p50 / p99 ms | mqttnet p50 / p99 ms |");
+Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
 foreach (var row in rows) Console.WriteLine(row);
-Console.WriteLine(idleRow);
+if (idleRow is not null) Console.WriteLine(idleRow);
 return 0;
+
+static string LoadAverage() => string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+
+static double RoundRatio(List<Result> ours, List<Result> other)
+{
+    var ratios = ours.Zip(other, (o, p) => o.PerSecond / Math.Max(p.PerSecond, 1e-9)).Order().ToArray();
+    return ratios[ratios.Length / 2];
+}
 
 // Median by throughput; its latencies come from the same run.
 static Result Median(List<Result> runs) => runs.OrderBy(r => r.PerSecond).ElementAt(runs.Count / 2);
@@ -68,36 +106,36 @@ int ArgValue(string name, int fallback)
 }
 
 // N publishers -> 1 subscriber on "bench/in/#".
-async Task<Result> FanIn(int port, MqttQualityOfService qos)
+async Task<Result> FanIn(int port, MqttQualityOfService qos, int measuredSeconds)
 {
     var subscriber = await Subscriber.StartAsync(port, "bench-sub", "bench/in/#", qos);
     var publishers = new List<BenchConnection>();
     for (var i = 0; i < clients; i++) publishers.Add(await BenchConnection.ConnectAsync(port, $"bench-pub-{i}"));
-    var result = await Measure([subscriber], publishers.Select((p, i) => (Func<CancellationToken, Task>)(t => Publish(p, $"bench/in/{i}", qos, t))).ToArray());
+    var result = await Measure([subscriber], publishers.Select((p, i) => (Func<CancellationToken, Task>)(t => Publish(p, $"bench/in/{i}", qos, t))).ToArray(), measuredSeconds);
     foreach (var p in publishers) await p.DisposeAsync();
     await subscriber.DisposeAsync();
     return result;
 }
 
 // 1 publisher -> N subscribers on "bench/out".
-async Task<Result> FanOut(int port, MqttQualityOfService qos)
+async Task<Result> FanOut(int port, MqttQualityOfService qos, int measuredSeconds)
 {
     var subscribers = new List<Subscriber>();
     for (var i = 0; i < clients; i++) subscribers.Add(await Subscriber.StartAsync(port, $"bench-sub-{i}", "bench/out", qos));
     await using var publisher = await BenchConnection.ConnectAsync(port, "bench-pub");
-    var result = await Measure(subscribers, [t => Publish(publisher, "bench/out", qos, t)]);
+    var result = await Measure(subscribers, [t => Publish(publisher, "bench/out", qos, t)], measuredSeconds);
     foreach (var s in subscribers) await s.DisposeAsync();
     return result;
 }
 
-async Task<Result> Measure(IReadOnlyList<Subscriber> subscribers, Func<CancellationToken, Task>[] publishers)
+async Task<Result> Measure(IReadOnlyList<Subscriber> subscribers, Func<CancellationToken, Task>[] publishers, int measuredSeconds)
 {
     using var stop = new CancellationTokenSource();
     var running = publishers.Select(p => Task.Run(() => p(stop.Token))).ToArray();
     await Task.Delay(TimeSpan.FromSeconds(1)); // warm-up, not measured
     foreach (var s in subscribers) s.StartMeasuring();
     var watch = Stopwatch.StartNew();
-    await Task.Delay(TimeSpan.FromSeconds(seconds));
+    await Task.Delay(TimeSpan.FromSeconds(measuredSeconds));
     var received = subscribers.Sum(s => s.StopMeasuring());
     var elapsed = watch.Elapsed.TotalSeconds;
     stop.Cancel();

@@ -8,7 +8,7 @@ namespace CloudEdge.Mqtt.Tests;
 /// <summary>The BrokerHost command line, run as its own process with users, ACL and TLS files.</summary>
 public sealed class BrokerHostTests
 {
-    private static string BrokerHostDll()
+    internal static string BrokerHostDll()
     {
         // tests/CloudEdge.Mqtt.Tests/bin/<Configuration>/net10.0/ -> Mqtt/BrokerHost/bin/<Configuration>/net10.0/
         var baseDir = new DirectoryInfo(AppContext.BaseDirectory);
@@ -19,7 +19,7 @@ public sealed class BrokerHostTests
         return dll;
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -77,7 +77,7 @@ public sealed class BrokerHostTests
         Assert.True(MqttPasswordHasher.Verify("pa55"u8, hash));
     }
 
-    private static async Task WaitListeningAsync(int port)
+    internal static async Task WaitListeningAsync(int port)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)

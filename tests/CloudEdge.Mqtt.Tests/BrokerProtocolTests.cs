@@ -612,6 +612,21 @@ public sealed class BrokerProtocolTests
     }
 
     [Fact]
+    public async Task Response_information_is_sent_only_to_clients_that_request_it()
+    {
+        await using var server = await TestBroker.StartAsync(o => o.ResponseInformation = "replies/{clientid}/");
+        var port = server.TcpPort!.Value;
+        var (asking, ack) = await RawClient.ConnectAsync(port, new MqttConnectPacket { ClientId = "rr-1", Properties = new MqttProperties { RequestResponseInformation = true } });
+        await using (asking) Assert.Equal("replies/rr-1/", ack.Properties!.ResponseInformation);
+        var (silent, plain) = await RawClient.ConnectAsync(port, new MqttConnectPacket { ClientId = "rr-2" });
+        await using (silent)
+        {
+            Assert.Equal(MqttReasonCode.Success, plain.ReasonCode);
+            Assert.Null(plain.Properties?.ResponseInformation);
+        }
+    }
+
+    [Fact]
     public async Task Enhanced_authentication_is_refused_with_0x8C()
     {
         await using var server = await TestBroker.StartAsync();
