@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using CloudEdge.DeviceSdk;
-using CloudEdge.Mqtt;
 using Spectre.Console;
 
 namespace CloudEdge.Simulator;
