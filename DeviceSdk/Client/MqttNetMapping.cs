@@ -24,6 +24,10 @@ internal static class MqttNetMapping
         var net = new Net.MqttClientOptions
         {
             ChannelOptions = tcp,
+            // One write per packet: with NoDelay, MQTTnet's default (header, then payload) costs two TCP segments.
+            AllowPacketFragmentation = false,
+            // The mapping below sets v5-only fields only on v5; MQTTnet need not check every publish again.
+            ValidateFeatures = false,
             ClientId = options.ClientId,
             ProtocolVersion = v5 ? NetFormatter.MqttProtocolVersion.V500 : NetFormatter.MqttProtocolVersion.V311,
             CleanSession = cleanStart,

@@ -12,7 +12,7 @@ internal sealed class DeviceSimulator : IAsyncDisposable
     private readonly MqttClient _client;
     private readonly SemaphoreSlim _outstanding;
     private readonly List<AnomalyRecord> _anomalies = [];
-    private long _sent, _acked, _failed;
+    private long _sent, _acked, _failed, _lastSeq;
     private int _pending;
 
     public DeviceSimulator(SimulatorSettings settings, int index, X509Certificate2? ca, X509Certificate2? clientCertificate, TimeProvider time)
@@ -44,6 +44,8 @@ internal sealed class DeviceSimulator : IAsyncDisposable
     public long Sent => Interlocked.Read(ref _sent);
     public long Acked => Interlocked.Read(ref _acked);
     public long Failed => Interlocked.Read(ref _failed);
+    /// <summary>The last seq generated: <see cref="Sent"/>, plus where a durable queue said the previous run stopped.</summary>
+    public long LastSeq => Interlocked.Read(ref _lastSeq);
     public bool IsConnected => _client.IsConnected;
     public string? LastDisconnect { get; private set; }
     public string? ConnectError { get; private set; }
@@ -94,6 +96,7 @@ internal sealed class DeviceSimulator : IAsyncDisposable
 
     private void Publish(long seq)
     {
+        Interlocked.Exchange(ref _lastSeq, seq);
         var now = _time.GetUtcNow();
         var (value, anomaly) = _sensor.Next(now);
         if (anomaly is { } a)
