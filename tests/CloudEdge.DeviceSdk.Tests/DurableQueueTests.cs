@@ -55,6 +55,18 @@ public sealed class DurableQueueTests : IDisposable
     private static SensorReading Reading(string deviceId, long seq, DateTimeOffset ts) =>
         new(deviceId, SensorKinds.Temperature, 20 + seq % 7, "C", ts, seq);
 
+    /// <summary>Connects through the proxy, then makes the broker unreachable and waits until the client noticed.</summary>
+    private static async Task ConnectThenLoseTheBrokerAsync(MqttClient client, TcpProxy proxy, Func<Task>? whileOnline = null)
+    {
+        var offline = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Disconnected += (_, e) => offline.TrySetResult();
+        await client.ConnectAsync();
+        if (whileOnline is not null) await whileOnline();
+        proxy.Refusing = true;
+        proxy.ResetAll();
+        await offline.Task.WaitAsync(Wait.Long);
+    }
+
     private static void AssertExactlyOnceInOrder(IReadOnlyList<SensorReading> received, long last) =>
         Assert.Equal(Enumerable.Range(1, (int)last).Select(i => (long)i), received.Select(r => r.Sequence));
 
@@ -70,16 +82,13 @@ public sealed class DurableQueueTests : IDisposable
         var start = time.GetUtcNow();
 
         var first = new MqttClient(DeviceOptions(proxy.Port, device), time);
-        var offline = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        first.Disconnected += (_, e) => offline.TrySetResult();
-        await first.ConnectAsync();
-        for (var seq = 1; seq <= 5; seq++) Assert.True((await first.PublishReadingAsync(device, Reading(device, seq, time.GetUtcNow()))).IsSuccess);
-        await Wait.UntilAsync(() => sink.Readings.Count == 5, "the five online readings");
-
-        // The link dies and the broker stays unreachable: one reading every 10 s for an hour goes to disk.
-        proxy.Refusing = true;
-        proxy.ResetAll();
-        await offline.Task.WaitAsync(Wait.Long);
+        // Five readings online; then the link dies and the broker stays unreachable: one reading every 10 s for an
+        // hour goes to disk.
+        await ConnectThenLoseTheBrokerAsync(first, proxy, async () =>
+        {
+            for (var seq = 1; seq <= 5; seq++) Assert.True((await first.PublishReadingAsync(device, Reading(device, seq, time.GetUtcNow()))).IsSuccess);
+            await Wait.UntilAsync(() => sink.Readings.Count == 5, "the five online readings");
+        });
         var waiting = new List<Task<MqttPublishResult>>();
         for (var seq = 6; seq <= 365; seq++)
         {
@@ -123,12 +132,7 @@ public sealed class DurableQueueTests : IDisposable
         await using var _ = subscriber;
 
         var first = new MqttClient(DeviceOptions(proxy.Port, device, maximumMessages: 5, overflow: policy));
-        var offline = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        first.Disconnected += (_, e) => offline.TrySetResult();
-        await first.ConnectAsync();
-        proxy.Refusing = true;
-        proxy.ResetAll();
-        await offline.Task.WaitAsync(Wait.Long);
+        await ConnectThenLoseTheBrokerAsync(first, proxy);
 
         var tasks = Enumerable.Range(1, 8).Select(seq => first.PublishReadingAsync(device, Reading(device, seq, DateTimeOffset.UtcNow))).ToList();
         var lost = policy == MqttOfflineQueueOverflow.DropOldest ? tasks[..3] : tasks[5..];
@@ -158,12 +162,7 @@ public sealed class DurableQueueTests : IDisposable
         var probe = TelemetryJson.Serialize(Reading(device, 1, DateTimeOffset.UtcNow));
         var size = TelemetryJson.TopicFor(device).Length + probe.Length;
         await using var client = new MqttClient(DeviceOptions(proxy.Port, device, maximumBytes: size * 3 + size / 2, overflow: MqttOfflineQueueOverflow.RejectNew));
-        var offline = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        client.Disconnected += (_, e) => offline.TrySetResult();
-        await client.ConnectAsync();
-        proxy.Refusing = true;
-        proxy.ResetAll();
-        await offline.Task.WaitAsync(Wait.Long);
+        await ConnectThenLoseTheBrokerAsync(client, proxy);
 
         var tasks = Enumerable.Range(1, 4).Select(seq => client.PublishReadingAsync(device, Reading(device, seq, DateTimeOffset.UtcNow))).ToList();
         await Assert.ThrowsAsync<MqttMessageDroppedException>(() => tasks[3]);
