@@ -1,4 +1,3 @@
-using CloudEdge.Mqtt;
 
 namespace CloudEdge.DeviceSdk;
 
@@ -29,6 +28,6 @@ public sealed partial class MqttClient
             PayloadFormat = MqttPayloadFormat.Utf8,
             ContentType = "application/json",
         };
-        return PublishCoreAsync(message, activity, cancellationToken);
+        return PublishCoreAsync(message, activity, reading, cancellationToken);
     }
 }

@@ -1,7 +1,6 @@
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
-using CloudEdge.Mqtt;
 
 namespace CloudEdge.DeviceSdk;
 
@@ -35,6 +34,8 @@ public sealed class MqttClientOptions
     /// <summary>Publishes that cannot go out yet (disconnected, or the server's Receive Maximum is used up) wait here.</summary>
     public int OfflineQueueCapacity { get; init; } = 10_000;
     public MqttOfflineQueueOverflow OfflineQueueOverflow { get; init; } = MqttOfflineQueueOverflow.DropOldest;
+    /// <summary>Null keeps the offline queue in memory; set, it lives in a file and survives restarts (its bounds replace <see cref="OfflineQueueCapacity"/>).</summary>
+    public MqttDurableQueueOptions? DurableQueue { get; init; }
     /// <summary>Received messages waiting for the message handler; when full the socket is no longer read (TCP back-pressure).</summary>
     public int InboxCapacity { get; init; } = 1_000;
     /// <summary>Largest packet accepted from the server (v5 Maximum Packet Size); null accepts what the protocol allows.</summary>
@@ -64,6 +65,11 @@ public sealed class MqttClientOptions
         if (Tls is null) throw new ArgumentException("Tls is required; use MqttTlsOptions.Disabled for plain TCP.", nameof(Tls));
         if (Will is { } will && !MqttTopic.IsValidTopicName(will.Topic)) throw new ArgumentException($"Will topic '{will.Topic}' is not a valid topic name.", nameof(Will));
         Reconnect.Validate();
+        if (DurableQueue is { } durable)
+        {
+            durable.Validate();
+            if (ClientId.Length == 0) throw new ArgumentException("A durable queue needs a client id: its file is named after it.", nameof(ClientId));
+        }
     }
 }
 

@@ -1,5 +1,3 @@
-using CloudEdge.Mqtt;
-
 namespace CloudEdge.DeviceSdk;
 
 /// <summary>What the server said in CONNACK, with its limits applied to this connection.</summary>

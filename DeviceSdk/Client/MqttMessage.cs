@@ -1,5 +1,3 @@
-using CloudEdge.Mqtt;
-
 namespace CloudEdge.DeviceSdk;
 
 /// <summary>An application message, published or received. v5-only fields are dropped on 3.1.1.</summary>

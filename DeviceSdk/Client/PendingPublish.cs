@@ -1,9 +1,8 @@
 using System.Diagnostics;
-using CloudEdge.Mqtt;
 
 namespace CloudEdge.DeviceSdk;
 
-/// <summary>A publish from the moment PublishAsync accepts it until its task completes.</summary>
+/// <summary>A publish from the moment PublishAsync accepts it (or the durable queue reloads it) until it completes.</summary>
 internal sealed class PendingPublish(MqttMessage message, Activity? activity, string? traceParent, string? traceState, long startedAt)
 {
     public MqttMessage Message { get; } = message;
@@ -12,26 +11,12 @@ internal sealed class PendingPublish(MqttMessage message, Activity? activity, st
     public string? TraceState { get; } = traceState;
     public long StartedAt { get; } = startedAt;
     public TaskCompletionSource<MqttPublishResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    /// <summary>Built once on first use; shared by every (re)send.</summary>
-    public MqttProperties? Properties { get; set; }
-    public bool PropertiesBuilt { get; set; }
     /// <summary>Its node while it waits in the offline queue.</summary>
     public LinkedListNode<PendingPublish>? QueueNode { get; set; }
-    public int? EncodedSize { get; set; }
-}
-
-internal enum FlightStage
-{
-    AwaitingPubAck,
-    AwaitingPubRec,
-    AwaitingPubComp,
-}
-
-/// <summary>A QoS 1/2 publish that holds a packet identifier: session state that survives reconnects.</summary>
-internal sealed class Flight(PendingPublish publish, ushort packetId, FlightStage stage)
-{
-    public PendingPublish Publish { get; } = publish;
-    public ushort PacketId { get; } = packetId;
-    public FlightStage Stage { get; set; } = stage;
-    public LinkedListNode<Flight>? Node { get; set; }
+    /// <summary>Its node while MQTTnet holds it (sent, not yet acknowledged).</summary>
+    public LinkedListNode<PendingPublish>? FlightNode { get; set; }
+    /// <summary>Its row in the durable queue; null when the queue is in memory only.</summary>
+    public long? StoreId { get; set; }
+    /// <summary>What it counts against the queue's byte bound: topic and payload.</summary>
+    public long Size => Message.Topic.Length + Message.Payload.Length;
 }

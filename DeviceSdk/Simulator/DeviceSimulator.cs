@@ -1,6 +1,5 @@
 using System.Security.Cryptography.X509Certificates;
 using CloudEdge.DeviceSdk;
-using CloudEdge.Mqtt;
 
 namespace CloudEdge.Simulator;
 
@@ -13,7 +12,7 @@ internal sealed class DeviceSimulator : IAsyncDisposable
     private readonly MqttClient _client;
     private readonly SemaphoreSlim _outstanding;
     private readonly List<AnomalyRecord> _anomalies = [];
-    private long _sent, _acked, _failed;
+    private long _sent, _acked, _failed, _lastSeq;
     private int _pending;
 
     public DeviceSimulator(SimulatorSettings settings, int index, X509Certificate2? ca, X509Certificate2? clientCertificate, TimeProvider time)
@@ -35,6 +34,7 @@ internal sealed class DeviceSimulator : IAsyncDisposable
             KeepAlive = TimeSpan.FromSeconds(settings.KeepAliveSeconds),
             Tls = settings.Tls ? new MqttTlsOptions { TrustedCa = ca, ClientCertificate = clientCertificate, TargetHost = settings.ServerName } : MqttTlsOptions.Disabled,
             OfflineQueueCapacity = Math.Max(10_000, settings.MaxOutstandingPerDevice),
+            DurableQueue = settings.QueueDirectory is { } directory ? new MqttDurableQueueOptions { Directory = directory } : null,
         }, time);
         _client.Disconnected += (_, e) => LastDisconnect = e.ToString();
     }
@@ -44,6 +44,8 @@ internal sealed class DeviceSimulator : IAsyncDisposable
     public long Sent => Interlocked.Read(ref _sent);
     public long Acked => Interlocked.Read(ref _acked);
     public long Failed => Interlocked.Read(ref _failed);
+    /// <summary>The last seq generated: <see cref="Sent"/>, plus where a durable queue said the previous run stopped.</summary>
+    public long LastSeq => Interlocked.Read(ref _lastSeq);
     public bool IsConnected => _client.IsConnected;
     public string? LastDisconnect { get; private set; }
     public string? ConnectError { get; private set; }
@@ -65,14 +67,16 @@ internal sealed class DeviceSimulator : IAsyncDisposable
         var interval = TimeSpan.FromSeconds(1 / _settings.Rate);
         var tick = TimeSpan.FromMilliseconds(Math.Clamp(interval.TotalMilliseconds, 5, 250));
         var started = _time.GetTimestamp();
-        long seq = 0;
+        // With a durable queue a restarted device goes on where it stopped: a seq is never used twice.
+        var first = _client.LastQueuedSequence(DeviceId);
+        var seq = first;
         using var timer = new PeriodicTimer(tick, _time);
         try
         {
             while (!stop.IsCancellationRequested)
             {
                 // Catch up to where the schedule says we should be: pacing stays exact even with a coarse timer.
-                var due = (long)Math.Floor(_time.GetElapsedTime(started).TotalSeconds * _settings.Rate) + 1;
+                var due = first + (long)Math.Floor(_time.GetElapsedTime(started).TotalSeconds * _settings.Rate) + 1;
                 if (_settings.Count is { } count) due = Math.Min(due, count);
                 while (seq < due && !stop.IsCancellationRequested)
                 {
@@ -92,6 +96,7 @@ internal sealed class DeviceSimulator : IAsyncDisposable
 
     private void Publish(long seq)
     {
+        Interlocked.Exchange(ref _lastSeq, seq);
         var now = _time.GetUtcNow();
         var (value, anomaly) = _sensor.Next(now);
         if (anomaly is { } a)

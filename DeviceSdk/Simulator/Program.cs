@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using CloudEdge.DeviceSdk;
-using CloudEdge.Mqtt;
 using CloudEdge.Simulator;
 using CloudEdge.Telemetry;
 using Microsoft.Extensions.Configuration;
@@ -25,7 +24,7 @@ qos.AcceptOnlyFromAmong("0", "1", "2");
 var protocol = new Option<string>("--protocol", "-V") { Description = "MQTT version: 5 or 3.1.1.", DefaultValueFactory = _ => "5" };
 protocol.AcceptOnlyFromAmong("5", "3.1.1");
 var duration = new Option<double?>("--duration", "-d") { Description = "Seconds to run (default: until --count, or Ctrl-C)." };
-var count = new Option<long?>("--count", "-c") { Description = "Readings per device, then stop." };
+var count = new Option<long?>("--count", "-c") { Description = "Readings per device, then stop (with --queue-dir: up to seq N, counting the runs before a restart)." };
 var anomalyRate = new Option<double>("--anomaly-rate") { Description = "Probability per reading of starting an anomaly (spike, stuck value, drift jump).", DefaultValueFactory = _ => 0.01 };
 var seed = new Option<int?>("--seed") { Description = "Random seed; the same seed gives the same signals." };
 var kinds = new Option<string[]>("--kinds") { Description = "Sensor kinds, assigned to devices in turn.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. SensorKinds.All] };
@@ -35,12 +34,13 @@ var progress = new Option<string>("--progress") { Description = "auto (live on a
 progress.AcceptOnlyFromAmong("auto", "live", "plain", "none");
 var progressInterval = new Option<double>("--progress-interval") { Description = "Seconds between plain progress lines.", DefaultValueFactory = _ => 2.0 };
 var connectTimeout = new Option<double>("--connect-timeout") { Description = "Seconds each device keeps trying to make its first connection.", DefaultValueFactory = _ => 30.0 };
+var queueDir = new Option<string?>("--queue-dir") { Description = "Keep each device's offline queue in a file in this directory: it survives a restart, and a restarted device continues its seq numbers." };
 var maxOutstanding = new Option<int>("--max-outstanding") { Description = "Unacknowledged publishes per device before pacing waits.", DefaultValueFactory = _ => 1000 };
 
 var root = new RootCommand("CloudEdge sensor simulator: N devices publishing telemetry over MQTT (devices/{deviceId}/telemetry).")
 {
     host, port, tls, caFile, certFile, keyFile, serverName, userName, passwordFile, devices, prefix, firstDevice, rate, qos, protocol,
-    duration, count, anomalyRate, seed, kinds, summaryFile, keepAlive, progress, progressInterval, connectTimeout, maxOutstanding,
+    duration, count, anomalyRate, seed, kinds, summaryFile, keepAlive, progress, progressInterval, connectTimeout, maxOutstanding, queueDir,
 };
 
 root.SetAction(async (parse, cancellationToken) =>
@@ -84,6 +84,7 @@ root.SetAction(async (parse, cancellationToken) =>
         ProgressInterval = TimeSpan.FromSeconds(parse.GetValue(progressInterval)),
         MaxOutstandingPerDevice = parse.GetValue(maxOutstanding),
         ConnectWindow = TimeSpan.FromSeconds(parse.GetValue(connectTimeout)),
+        QueueDirectory = parse.GetValue(queueDir),
     };
     Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"[simulator] {settings.Devices} device(s) -> {settings.Host}:{(settings.Port == 0 ? (settings.Tls ? 8883 : 1883) : settings.Port)} MQTT {(settings.Protocol == MqttProtocolVersion.V500 ? "5.0" : "3.1.1")} QoS {(int)settings.QoS}, {settings.Rate}/s each, seed {settings.Seed}"));

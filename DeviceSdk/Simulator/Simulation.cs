@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using CloudEdge.DeviceSdk;
-using CloudEdge.Mqtt;
 using Spectre.Console;
 
 namespace CloudEdge.Simulator;
@@ -76,7 +75,7 @@ internal sealed class Simulation(SimulatorSettings settings, TextWriter output, 
         var perDevice = devices.Select(d =>
         {
             var stats = d.Statistics;
-            return new DeviceSummary(d.DeviceId, d.Kind, SensorKinds.UnitOf(d.Kind), d.Sent, d.Acked, d.Failed, d.Sent, stats.Reconnects, stats.Resent, d.ConnectError, d.Anomalies);
+            return new DeviceSummary(d.DeviceId, d.Kind, SensorKinds.UnitOf(d.Kind), d.Sent, d.Acked, d.Failed, d.LastSeq, stats.Reconnects, stats.Resent, d.ConnectError, d.Anomalies);
         }).ToList();
         var totals = new SimulationTotals(perDevice.Sum(d => d.Sent), perDevice.Sum(d => d.Acked), perDevice.Sum(d => d.Failed));
         return new SimulationSummary(startedAt, time.GetUtcNow(), $"{settings.Host}:{settings.Port}",

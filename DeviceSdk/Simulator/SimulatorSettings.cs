@@ -1,4 +1,4 @@
-using CloudEdge.Mqtt;
+using CloudEdge.DeviceSdk;
 
 namespace CloudEdge.Simulator;
 
@@ -36,6 +36,9 @@ internal sealed record SimulatorSettings
     /// <summary>How long a device keeps trying to make its first connection before it gives up.</summary>
     public TimeSpan ConnectWindow { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Set: each device's offline queue is durable in this directory (one SQLite file per device).</summary>
+    public string? QueueDirectory { get; init; }
+
     public string DeviceId(int index) => $"{DevicePrefix}{FirstDevice + index:D4}";
 
     public string Substitute(string pattern, string deviceId) => pattern.Replace("{deviceId}", deviceId, StringComparison.Ordinal);
@@ -59,5 +62,6 @@ internal sealed record SimulatorSettings
         if (Progress is not ("auto" or "live" or "plain" or "none")) yield return "--progress is auto, live, plain or none.";
         if (ConnectWindow <= TimeSpan.Zero) yield return "--connect-timeout must be positive.";
         if (MaxOutstandingPerDevice < 1) yield return "--max-outstanding must be at least 1.";
+        if (QueueDirectory is { Length: 0 }) yield return "--queue-dir needs a directory.";
     }
 }

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using CloudEdge.DeviceSdk;
-using CloudEdge.Mqtt;
 using CloudEdge.Testing.Platform;
 
 namespace CloudEdge.Bench.Live;

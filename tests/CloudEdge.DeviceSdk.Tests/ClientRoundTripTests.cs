@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
-using CloudEdge.Mqtt;
 
 namespace CloudEdge.DeviceSdk.Tests;
 

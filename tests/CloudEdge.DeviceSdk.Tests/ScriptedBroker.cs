@@ -3,12 +3,14 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using CloudEdge.Mqtt;
+using Wire = CloudEdge.Mqtt;
 
 namespace CloudEdge.DeviceSdk.Tests;
 
 /// <summary>
 /// A broker the test drives packet by packet over real loopback TCP, for protocol situations mosquitto cannot be
-/// made to produce on demand (a PUBREC then a dropped link, a malformed packet, a duplicate QoS 2 delivery).
+/// made to produce on demand (a PUBREC then a dropped link, a malformed packet, a duplicate QoS 2 delivery). It speaks
+/// through our broker's codec; the client under test speaks through MQTTnet, so every check is of the wire.
 /// </summary>
 internal sealed class ScriptedBroker : IAsyncDisposable
 {
@@ -22,7 +24,7 @@ internal sealed class ScriptedBroker : IAsyncDisposable
 
     public int Port { get; }
 
-    public async Task<ScriptedSession> AcceptAsync(MqttProtocolVersion version = MqttProtocolVersion.V500)
+    public async Task<ScriptedSession> AcceptAsync(Wire.MqttProtocolVersion version = Wire.MqttProtocolVersion.V500)
     {
         using var timeout = new CancellationTokenSource(Wait.Long);
         var socket = await _listener.AcceptSocketAsync(timeout.Token);
@@ -42,9 +44,9 @@ internal sealed class ScriptedSession : IDisposable
     private readonly NetworkStream _stream;
     private readonly PipeReader _reader;
     private readonly PipeWriter _writer;
-    private readonly MqttProtocolVersion _version;
+    private readonly Wire.MqttProtocolVersion _version;
 
-    public ScriptedSession(Socket socket, MqttProtocolVersion version)
+    public ScriptedSession(Socket socket, Wire.MqttProtocolVersion version)
     {
         _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
@@ -94,7 +96,7 @@ internal sealed class ScriptedSession : IDisposable
     public async Task<MqttConnectPacket> HandshakeAsync(bool sessionPresent = false, MqttProperties? properties = null)
     {
         var connect = await ReadAsync<MqttConnectPacket>();
-        await SendAsync(new MqttConnAckPacket { SessionPresent = sessionPresent, ReasonCode = MqttReasonCode.Success, Properties = properties });
+        await SendAsync(new MqttConnAckPacket { SessionPresent = sessionPresent, ReasonCode = Wire.MqttReasonCode.Success, Properties = properties });
         return connect;
     }
 

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
-using CloudEdge.Mqtt;
 
 namespace CloudEdge.DeviceSdk.Tests;
 

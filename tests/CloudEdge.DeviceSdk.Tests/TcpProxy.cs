@@ -5,7 +5,9 @@ namespace CloudEdge.DeviceSdk.Tests;
 
 /// <summary>
 /// A loopback TCP relay between the client and mosquitto. <see cref="Stall"/> keeps every socket open but
-/// forwards nothing more in either direction: to the client the connection is half-open.
+/// forwards nothing more in either direction: to the client the connection is half-open. <see cref="StallUpstream"/>
+/// drops only what the client sends, so everything the broker received is still acknowledged. <see cref="Refusing"/>
+/// closes new connections at once: the broker is unreachable.
 /// </summary>
 internal sealed class TcpProxy : IAsyncDisposable
 {
@@ -14,6 +16,7 @@ internal sealed class TcpProxy : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Socket> _sockets = [];
     private volatile bool _stalled;
+    private volatile bool _upstreamStalled;
 
     public TcpProxy(int targetPort)
     {
@@ -29,7 +32,12 @@ internal sealed class TcpProxy : IAsyncDisposable
 
     public void Stall() => _stalled = true;
 
-    public void Resume() => _stalled = false;
+    public void Resume() => _stalled = _upstreamStalled = false;
+
+    /// <summary>From now on the client's bytes are discarded (not buffered): reset the links before resuming.</summary>
+    public void StallUpstream() => _upstreamStalled = true;
+
+    public bool Refusing { get; set; }
 
     /// <summary>Resets every relayed connection (RST, no FIN): an abnormal close for both ends.</summary>
     public void ResetAll()
@@ -58,6 +66,12 @@ internal sealed class TcpProxy : IAsyncDisposable
             while (true)
             {
                 var client = await _listener.AcceptSocketAsync(_stop.Token);
+                if (Refusing)
+                {
+                    client.LingerState = new LingerOption(true, 0);
+                    client.Close();
+                    continue;
+                }
                 var server = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
                 try
                 {
@@ -75,8 +89,8 @@ internal sealed class TcpProxy : IAsyncDisposable
                     _sockets.Add(server);
                     Accepted++;
                 }
-                _ = PumpAsync(client, server);
-                _ = PumpAsync(server, client);
+                _ = PumpAsync(client, server, upstream: true);
+                _ = PumpAsync(server, client, upstream: false);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
@@ -84,7 +98,7 @@ internal sealed class TcpProxy : IAsyncDisposable
         }
     }
 
-    private async Task PumpAsync(Socket from, Socket to)
+    private async Task PumpAsync(Socket from, Socket to, bool upstream)
     {
         var buffer = new byte[16 * 1024];
         try
@@ -98,7 +112,7 @@ internal sealed class TcpProxy : IAsyncDisposable
                     if (!_stalled) to.Shutdown(SocketShutdown.Send);
                     return;
                 }
-                if (_stalled) continue;
+                if (_stalled || (upstream && _upstreamStalled)) continue;
                 await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token);
             }
         }

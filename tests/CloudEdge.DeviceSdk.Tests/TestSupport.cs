@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using CloudEdge.Mqtt;
 
 namespace CloudEdge.DeviceSdk.Tests;
 

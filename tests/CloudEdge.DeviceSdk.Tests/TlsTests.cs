@@ -1,5 +1,4 @@
 using System.Security.Authentication;
-using CloudEdge.Mqtt;
 
 namespace CloudEdge.DeviceSdk.Tests;
 

@@ -6,7 +6,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
 using CloudEdge.Mqtt;
 
-namespace CloudEdge.DeviceSdk;
+namespace CloudEdge.Bench.DeviceSdk.Baseline;
 
 /// <summary>What a connection hands to its owner; called from the connection's read and write loops.</summary>
 internal interface IMqttConnectionOwner
