@@ -1,21 +1,20 @@
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Outbox;
-using CloudEdge.Onnx;
 
 namespace CloudEdge.Bench.Edge;
 
 /// <summary>The real pipeline's parts (SQLite in a temp folder, the committed v1 model in ONNX Runtime), composed as AddEdgePipeline does.</summary>
 internal sealed class PipelineParts : IAsyncDisposable
 {
-    public PipelineParts(OrtEnvironment ort, TimeProvider time, TimeSpan window)
+    public PipelineParts(TimeProvider time, TimeSpan window)
     {
         DataDirectory = Path.Combine(Path.GetTempPath(), "cloudedge-bench-edge-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(DataDirectory);
         Options = new EdgePipelineOptions { GatewayId = "gw-bench", DataDirectory = DataDirectory, WindowLength = window };
         Telemetry = new EdgeTelemetry();
         Outbox = new OutboxStore(DataDirectory, new OutboxOptions(), Telemetry);
-        Models = new ModelSlot(AnomalyModel.LoadDirectory(ort, Path.Combine(AppContext.BaseDirectory, "models", "anomaly", "v1")));
+        Models = new ModelSlot(AnomalyModel.LoadDirectory(Path.Combine(AppContext.BaseDirectory, "models", "anomaly", "v1")));
         Pipeline = new TelemetryPipeline(Options, Outbox, Models, Telemetry, time);
     }
 

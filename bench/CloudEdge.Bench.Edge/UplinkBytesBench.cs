@@ -6,7 +6,6 @@ using System.Text.Json;
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Uplink;
-using CloudEdge.Onnx;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -30,10 +29,9 @@ internal static class UplinkBytesBench
         using var budget = new CancellationTokenSource(Budget);
         var endpoint = new CountingSilo();
         await using var app = await endpoint.StartAsync();
-        using var ort = OrtEnvironment.Create(new OrtEnvironmentOptions { LogLevel = OnnxLogLevel.Warning });
         // Window-aligned start so exactly Seconds / 60 windows per sensor close.
         var clock = new SteppedClock(new DateTimeOffset(2026, 11, 21, 18, 0, 0, TimeSpan.Zero));
-        await using var parts = new PipelineParts(ort, clock, TimeSpan.FromMinutes(1));
+        await using var parts = new PipelineParts(clock, TimeSpan.FromMinutes(1));
         await parts.Pipeline.StartAsync(budget.Token);
         var fleet = new SensorFleet(Devices, 0.01, 7);
         long rawBytes = 0, readings = 0;

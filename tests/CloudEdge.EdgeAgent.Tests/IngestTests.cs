@@ -14,7 +14,7 @@ namespace CloudEdge.EdgeAgent.Tests;
 
 /// <summary>Telemetry through the real embedded broker (our Kestrel connection handler) into the real pipeline.</summary>
 [Collection(OrtCollection.Name)]
-public sealed class IngestTests(OrtFixture ort)
+public sealed class IngestTests
 {
     private const string Password = "s3cret-device-password";
 
@@ -39,7 +39,7 @@ public sealed class IngestTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider();
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         await using var server = await StartBrokerAsync(harness, "sensor-1");
         await using var client = await RawMqttClient.ConnectAsync(server.TcpPort!.Value, "sensor-1", "sensor-1", Password);
 
@@ -68,7 +68,7 @@ public sealed class IngestTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider();
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         var rejected = new List<string>();
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
@@ -117,7 +117,7 @@ public sealed class IngestTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider();
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         await using var server = await StartBrokerAsync(harness, "sensor-4");
         var now = time.GetUtcNow();
         var spikeTrace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";

@@ -3,7 +3,7 @@ using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Outbox;
-using CloudEdge.Onnx;
+using Microsoft.ML.OnnxRuntime;
 
 namespace CloudEdge.EdgeAgent.Tests;
 
@@ -26,12 +26,19 @@ internal sealed class TempDirectory : IDisposable
     }
 }
 
-/// <summary>One ONNX Runtime environment for the whole test assembly, as in a real process.</summary>
-public sealed class OrtFixture : IDisposable
+/// <summary>
+/// The process's one ONNX Runtime environment, created before any session: fatal errors only, since tests provoke
+/// errors on purpose and ONNX Runtime would also print each to stderr.
+/// </summary>
+public sealed class OrtFixture
 {
-    public OrtEnvironment Environment { get; } = OrtEnvironment.Create(new OrtEnvironmentOptions { LogLevel = OnnxLogLevel.Fatal });
+    public OrtFixture()
+    {
+        var options = new EnvironmentCreationOptions { logId = "CloudEdge.EdgeAgent.Tests", logLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
+        Environment = OrtEnv.IsCreated ? OrtEnv.Instance() : OrtEnv.CreateInstanceWithOptions(ref options);
+    }
 
-    public void Dispose() => Environment.Dispose();
+    public OrtEnv Environment { get; }
 }
 
 [CollectionDefinition(Name)]
@@ -53,14 +60,14 @@ internal static class ModelFiles
 /// <summary>The real pipeline (SQLite in a temp folder, the committed model in ONNX Runtime) on a manual clock.</summary>
 internal sealed class PipelineHarness : IAsyncDisposable
 {
-    private PipelineHarness(string dataDirectory, OrtEnvironment ort, ManualTimeProvider time, EdgePipelineOptions options, OutboxOptions outboxOptions, string modelVersion)
+    private PipelineHarness(string dataDirectory, ManualTimeProvider time, EdgePipelineOptions options, OutboxOptions outboxOptions, string modelVersion)
     {
         DataDirectory = dataDirectory;
         Time = time;
         Options = options;
         Telemetry = new EdgeTelemetry();
         Outbox = new OutboxStore(dataDirectory, outboxOptions, Telemetry);
-        Models = new ModelSlot(AnomalyModel.LoadDirectory(ort, ModelFiles.Directory(modelVersion)));
+        Models = new ModelSlot(AnomalyModel.LoadDirectory(ModelFiles.Directory(modelVersion)));
         Pipeline = new TelemetryPipeline(options, Outbox, Models, Telemetry, time);
     }
 
@@ -72,7 +79,7 @@ internal sealed class PipelineHarness : IAsyncDisposable
     public ModelSlot Models { get; }
     public TelemetryPipeline Pipeline { get; }
 
-    public static async Task<PipelineHarness> StartAsync(string dataDirectory, OrtEnvironment ort, ManualTimeProvider time,
+    public static async Task<PipelineHarness> StartAsync(string dataDirectory, ManualTimeProvider time,
         TimeSpan? window = null, OutboxOptions? outbox = null, string modelVersion = "v1", Action<EdgePipelineOptions>? configure = null, bool start = true)
     {
         var options = new EdgePipelineOptions
@@ -83,7 +90,7 @@ internal sealed class PipelineHarness : IAsyncDisposable
             TickInterval = TimeSpan.FromSeconds(1),
         };
         configure?.Invoke(options);
-        var harness = new PipelineHarness(dataDirectory, ort, time, options, outbox ?? new OutboxOptions(), modelVersion);
+        var harness = new PipelineHarness(dataDirectory, time, options, outbox ?? new OutboxOptions(), modelVersion);
         if (start) await harness.Pipeline.StartAsync(CancellationToken.None);
         return harness;
     }
