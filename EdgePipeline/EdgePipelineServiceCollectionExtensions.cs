@@ -50,9 +50,11 @@ public static class EdgePipelineServiceCollectionExtensions
             sp.GetRequiredService<IOptions<OutboxOptions>>().Value,
             sp.GetRequiredService<EdgeTelemetry>(),
             sp.GetService<ILogger<OutboxStore>>()));
+        services.AddSingleton<UplinkWakeup>();
         services.AddSingleton(sp => new TelemetryPipeline(
             sp.GetRequiredService<IOptions<EdgePipelineOptions>>().Value,
             sp.GetRequiredService<OutboxStore>(),
+            sp.GetRequiredService<UplinkWakeup>(),
             sp.GetRequiredService<ModelSlot>(),
             sp.GetRequiredService<EdgeTelemetry>(),
             sp.GetRequiredService<TimeProvider>(),
@@ -65,6 +67,7 @@ public static class EdgePipelineServiceCollectionExtensions
         services.AddHostedService(sp => new UplinkSender(
             sp.GetRequiredService<SiloHttp>(),
             sp.GetRequiredService<OutboxStore>(),
+            sp.GetRequiredService<UplinkWakeup>(),
             sp.GetRequiredService<IOptions<UplinkOptions>>().Value,
             sp.GetRequiredService<EdgeTelemetry>(),
             sp.GetRequiredService<TimeProvider>(),

@@ -39,6 +39,10 @@ internal sealed class BoundBatch : IDisposable
 
     public ReadOnlySpan<float> Output => _output;
 
+    /// <summary>The pinned arrays themselves, for a benchmark baseline that drives the C API over the same memory.</summary>
+    internal float[] InputBuffer => _input;
+    internal float[] OutputBuffer => _output;
+
     /// <summary>Throws <see cref="ObjectDisposedException"/> once disposed: ONNX Runtime itself would run on freed memory.</summary>
     public void Run()
     {

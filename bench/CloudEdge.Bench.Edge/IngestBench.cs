@@ -19,7 +19,8 @@ internal static class IngestBench
     private static readonly TimeSpan Budget = TimeSpan.FromMinutes(3);
     public static TimeSpan IngestWindow { get; set; } = TimeSpan.FromSeconds(5);
 
-    public static async Task RunAsync()
+    /// <summary>Returns the full pipeline's readings/s.</summary>
+    public static async Task<double> RunAsync()
     {
         var fleet = new SensorFleet(Devices, 0.01, 42);
         var start = DateTimeOffset.UtcNow;
@@ -50,7 +51,8 @@ internal static class IngestBench
         var (inference, journal) = Breakdown(perDevice);
         Console.WriteLine($"ingest breakdown, 1 thread, same readings in batches of 512: features + ORT scoring {inference.TotalSeconds:F2} s ({total / inference.TotalSeconds:N0}/s), "
             + $"journal append + commit (WAL, synchronous=FULL) {journal.TotalSeconds:F2} s ({total / journal.TotalSeconds:N0}/s)");
-        Console.WriteLine($"ingest ratio full/baseline throughput: {fullRate / baseRate:F3} (cost {baseRate / fullRate:F1}x); target >= 50,000 readings/s: {(fullRate >= 50_000 ? "MET" : "MISSED")}");
+        Console.WriteLine($"ingest ratio full/baseline throughput: {fullRate / baseRate:F3} (cost {baseRate / fullRate:F1}x); target >= 100,000 readings/s in-process: {(fullRate >= 100_000 ? "MET" : "MISSED")}");
+        return fullRate;
     }
 
     /// <summary>Two stages of the loop alone (the pipeline's own types), to show where the full run's time goes.</summary>

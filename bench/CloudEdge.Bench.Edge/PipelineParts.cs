@@ -1,6 +1,7 @@
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Outbox;
+using CloudEdge.EdgePipeline.Uplink;
 
 namespace CloudEdge.Bench.Edge;
 
@@ -15,13 +16,14 @@ internal sealed class PipelineParts : IAsyncDisposable
         Telemetry = new EdgeTelemetry();
         Outbox = new OutboxStore(DataDirectory, new OutboxOptions(), Telemetry);
         Models = new ModelSlot(AnomalyModel.LoadDirectory(Path.Combine(AppContext.BaseDirectory, "models", "anomaly", "v1")));
-        Pipeline = new TelemetryPipeline(Options, Outbox, Models, Telemetry, time);
+        Pipeline = new TelemetryPipeline(Options, Outbox, Wakeup, Models, Telemetry, time);
     }
 
     public string DataDirectory { get; }
     public EdgePipelineOptions Options { get; }
     public EdgeTelemetry Telemetry { get; }
     public OutboxStore Outbox { get; }
+    public UplinkWakeup Wakeup { get; } = new();
     public ModelSlot Models { get; }
     public TelemetryPipeline Pipeline { get; }
 
@@ -30,6 +32,7 @@ internal sealed class PipelineParts : IAsyncDisposable
         await Pipeline.DisposeAsync();
         Models.Dispose();
         Outbox.Dispose();
+        Wakeup.Dispose();
         Telemetry.Dispose();
         try
         {

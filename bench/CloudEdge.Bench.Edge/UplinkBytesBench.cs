@@ -66,13 +66,13 @@ internal static class UplinkBytesBench
 
         var uplinkOptions = new UplinkOptions { SiloUrl = endpoint.Url, Token = "bench-token" };
         using var http = new SiloHttp(uplinkOptions, parts.Options.GatewayId);
-        var sender = new UplinkSender(http, parts.Outbox, uplinkOptions, parts.Telemetry, TimeProvider.System);
+        var sender = new UplinkSender(http, parts.Outbox, parts.Wakeup, uplinkOptions, parts.Telemetry, TimeProvider.System);
         var requests = 0;
         while (!budget.IsCancellationRequested && requests < 100_000)
         {
             var (outcome, _) = await sender.SendOnceAsync(budget.Token);
-            if (outcome == UplinkOutcome.Idle) break;
-            if (outcome != UplinkOutcome.Sent) throw new InvalidOperationException($"uplink failed: {outcome}");
+            if (outcome == UplinkAttempt.Idle) break;
+            if (outcome != UplinkAttempt.Sent) throw new InvalidOperationException($"uplink failed: {outcome}");
             requests++;
         }
         sender.Dispose();

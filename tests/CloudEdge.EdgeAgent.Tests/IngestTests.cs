@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
+using CloudEdge.EdgePipeline.Tracing;
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Storage;
@@ -51,7 +52,7 @@ public sealed class IngestTests
         for (var i = 2; i <= 40; i++)
         {
             var value = (1.2 + 0.05 * Math.Sin(i)).ToString("R", CultureInfo.InvariantCulture);
-            Assert.Equal(MqttReasonCode.Success, await client.PublishAsync("devices/sensor-1/telemetry", Json("sensor-1", "vibration", value, i, "mm/s", now), TelemetryPipeline.NewTraceParent()));
+            Assert.Equal(MqttReasonCode.Success, await client.PublishAsync("devices/sensor-1/telemetry", Json("sensor-1", "vibration", value, i, "mm/s", now), ReadingTraces.NewTraceParent()));
         }
         var spikeTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         Assert.Equal(MqttReasonCode.Success, await client.PublishAsync("devices/sensor-1/telemetry", Json("sensor-1", "vibration", "14.2", 41, "mm/s", now), spikeTrace));
@@ -121,7 +122,7 @@ public sealed class IngestTests
         await using var server = await StartBrokerAsync(harness, "sensor-4");
         var now = time.GetUtcNow();
         var spikeTrace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        var lines = Enumerable.Range(1, 40).Select(i => Json("sensor-4", "temperature", (24 + 0.1 * Math.Sin(i)).ToString("R", CultureInfo.InvariantCulture), i, "C", now, TelemetryPipeline.NewTraceParent()))
+        var lines = Enumerable.Range(1, 40).Select(i => Json("sensor-4", "temperature", (24 + 0.1 * Math.Sin(i)).ToString("R", CultureInfo.InvariantCulture), i, "C", now, ReadingTraces.NewTraceParent()))
             .Append(Json("sensor-4", "temperature", "38", 41, "C", now, spikeTrace));
 
         var start = new ProcessStartInfo("mosquitto_pub")

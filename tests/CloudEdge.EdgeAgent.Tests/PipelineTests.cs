@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using CloudEdge.EdgePipeline.Tracing;
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Ingest;
@@ -27,7 +28,7 @@ public sealed class PipelineTests
             var injected = series.GetProperty("anomalyIndices").EnumerateArray().Select(v => v.GetInt32()).ToHashSet();
             for (var i = 0; i < values.Length; i++)
             {
-                var reading = PipelineHarness.Reading($"{devicePrefix}-{kind}", kind, values[i], i + 1, Start.AddSeconds(i), TelemetryPipeline.NewTraceParent());
+                var reading = PipelineHarness.Reading($"{devicePrefix}-{kind}", kind, values[i], i + 1, Start.AddSeconds(i), ReadingTraces.NewTraceParent());
                 list.Add((reading, scores[i], injected.Contains(i)));
             }
         }
@@ -240,7 +241,7 @@ public sealed class PipelineTests
 
         // The model breaks under the pipeline: scoring throws. The reading is journaled all the same, so acknowledged.
         harness.Models.Current.Dispose();
-        var spike = PipelineHarness.Reading("dev-1", SensorKind.Vibration, 14.2, 41, Start.AddSeconds(41), TelemetryPipeline.NewTraceParent());
+        var spike = PipelineHarness.Reading("dev-1", SensorKind.Vibration, 14.2, 41, Start.AddSeconds(41), ReadingTraces.NewTraceParent());
         Assert.Equal(AcceptResult.Accepted, await harness.Pipeline.AcceptAsync(spike, true, CancellationToken.None));
         using (var db = EdgeDatabase.Open(dir.Path)) Assert.Equal(41, ReadingJournal.Count(db));
         Assert.Equal(0, harness.Outbox.Count("alert"));

@@ -3,6 +3,7 @@ using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Outbox;
+using CloudEdge.EdgePipeline.Uplink;
 using Microsoft.ML.OnnxRuntime;
 
 namespace CloudEdge.EdgeAgent.Tests;
@@ -49,7 +50,18 @@ public sealed class OrtCollection : ICollectionFixture<OrtFixture>
 
 internal static class ModelFiles
 {
-    public static string Directory(string version) => Path.Combine(AppContext.BaseDirectory, "models", "anomaly", version);
+    public static string Root => Path.Combine(AppContext.BaseDirectory, "models", "anomaly");
+
+    public static string Directory(string version) => Path.Combine(Root, version);
+
+    public static string ModelPath(string version) => Path.Combine(Directory(version), "anomaly.onnx");
+
+    /// <summary>The version folders (v1, v2, ...) in version order.</summary>
+    public static IEnumerable<string> Versions() =>
+        System.IO.Directory.GetDirectories(Root, "v*").Select(Path.GetFileName).OfType<string>()
+            .Where(n => int.TryParse(n[1..], out _)).OrderBy(n => int.Parse(n[1..]));
+
+    public static JsonElement ManifestJson(string version) => JsonDocument.Parse(File.ReadAllText(Path.Combine(Directory(version), "manifest.json"))).RootElement;
 
     public static JsonElement Samples(string version) => JsonDocument.Parse(File.ReadAllText(Path.Combine(Directory(version), "samples.json"))).RootElement;
 
@@ -68,7 +80,7 @@ internal sealed class PipelineHarness : IAsyncDisposable
         Telemetry = new EdgeTelemetry();
         Outbox = new OutboxStore(dataDirectory, outboxOptions, Telemetry);
         Models = new ModelSlot(AnomalyModel.LoadDirectory(ModelFiles.Directory(modelVersion)));
-        Pipeline = new TelemetryPipeline(options, Outbox, Models, Telemetry, time);
+        Pipeline = new TelemetryPipeline(options, Outbox, Wakeup, Models, Telemetry, time);
     }
 
     public string DataDirectory { get; }
@@ -76,6 +88,8 @@ internal sealed class PipelineHarness : IAsyncDisposable
     public EdgePipelineOptions Options { get; }
     public EdgeTelemetry Telemetry { get; }
     public OutboxStore Outbox { get; }
+    /// <summary>What the pipeline notifies after each commit (an uplink sender would wait on it).</summary>
+    public UplinkWakeup Wakeup { get; } = new();
     public ModelSlot Models { get; }
     public TelemetryPipeline Pipeline { get; }
 
@@ -103,6 +117,7 @@ internal sealed class PipelineHarness : IAsyncDisposable
         await Pipeline.DisposeAsync();
         Models.Dispose();
         Outbox.Dispose();
+        Wakeup.Dispose();
         Telemetry.Dispose();
     }
 }

@@ -1,8 +1,7 @@
-using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Storage;
 using Microsoft.Data.Sqlite;
 
-namespace CloudEdge.EdgePipeline.Windows;
+namespace CloudEdge.EdgePipeline.Ingest;
 
 /// <summary>
 /// Accepted readings, committed before the sensor's acknowledgement goes out, kept until their window's summary

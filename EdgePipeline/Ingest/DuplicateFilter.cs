@@ -1,6 +1,4 @@
-using CloudEdge.EdgePipeline.Ingest;
-
-namespace CloudEdge.EdgePipeline.Windows;
+namespace CloudEdge.EdgePipeline.Ingest;
 
 /// <summary>
 /// Recognises a reading delivered twice (QoS 1 redelivery, a device re-publishing after a lost session): same

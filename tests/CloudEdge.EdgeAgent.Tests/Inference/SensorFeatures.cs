@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace CloudEdge.Onnx.Tests;
+namespace CloudEdge.EdgeAgent.Tests.Inference;
 
 /// <summary>
 /// The anomaly model's feature vector computed from a manifest's feature spec: the reference the edge agent's
