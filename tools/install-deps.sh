@@ -14,8 +14,8 @@ apt_packages=(
   openssl                            # test certificates
   wrk                                # HTTP load generator for bench/CloudEdge.Bench.Http
   sqlite3                            # the edge outage test reads the agent's edge.db from outside
-  qemu-user libc6-arm64-cross        # the self-contained linux-arm64 agent runs under qemu-aarch64 (Platform tests)
-  libssl3:arm64 libstdc++6:arm64     # what that agent loads besides the .NET runtime it carries (Debian multiarch)
+  qemu-user                          # the self-contained linux-arm64 agent runs under qemu-aarch64 (Platform tests)
+  libc6:arm64 libssl3:arm64 libstdc++6:arm64   # what that agent loads besides the .NET runtime it carries (multiarch)
 )
 # The arm64 libraries come from Debian's arm64 archive: enable the architecture once (idempotent).
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then

@@ -29,7 +29,7 @@ internal static class MqttIngestBench
         try
         {
             IReadOnlyList<string>? command = null;
-            if (qemu) command = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", "-E", "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1", await PublishArm64Async(dir)];
+            if (qemu) command = ["qemu-aarch64", "-E", "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1", await PublishArm64Async(dir)];
 
             var fleet = new SensorFleet(Devices, 0.01, 42);
             var deviceIds = Enumerable.Range(0, Devices).Select(SensorFleet.DeviceId).ToArray();

@@ -6,7 +6,7 @@ namespace CloudEdge.Platform.Tests;
 
 /// <summary>
 /// The edge agent as an ARM gateway runs it: <c>dotnet publish EdgeAgent -r linux-arm64 --self-contained</c> (as the
-/// Dockerfile does), started under Debian's qemu-aarch64 as a real process with its embedded broker. The x64 simulator
+/// Dockerfile does), started under Debian's qemu-aarch64 (with Debian's arm64 glibc, OpenSSL and libstdc++) as a real process with its embedded broker. The x64 simulator
 /// publishes to it, it scores on the arm64 ONNX Runtime, journals in the arm64 SQLite and uplinks to an x64 Silo; the
 /// alert reaches the Silo's SSE alerts stream carrying the trace the sensor started.
 /// </summary>
@@ -37,10 +37,12 @@ public sealed class Arm64Tests
             await using var platform = await LocalPlatform.StartAsync(new LocalPlatformOptions
             {
                 Devices = 1,
-                // qemu's -L is QEMU_LD_PREFIX; -E sets the variable for the emulated process only (no arm64 ICU installed).
-                AgentCommand = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", "-E", "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1", agent],
+                // The arm64 glibc, OpenSSL and libstdc++ are Debian's multiarch packages at their usual paths, so no
+                // QEMU_LD_PREFIX (the cross toolchain's older glibc under /usr/aarch64-linux-gnu would mix with them and
+                // hang CoreCLR's start). -E sets the variable for the emulated process only (no arm64 ICU installed).
+                AgentCommand = ["qemu-aarch64", "-E", "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1", agent],
                 // Every arm64 instruction is emulated: the agent's start takes minutes on a loaded 2-core machine.
-                AgentStartTimeout = TimeSpan.FromMinutes(15),
+                AgentStartTimeout = TimeSpan.FromMinutes(8),
                 Environment = new Dictionary<string, string?>
                 {
                     ["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp.Endpoint,
@@ -53,7 +55,7 @@ public sealed class Arm64Tests
             // Enough readings at 5% anomalies (seeded) that spikes land after the model's 32-reading history fills.
             await using (var simulator = SimulatorProcess.Start(platform.Simulator(1) with { Rate = 20, Count = 160, AnomalyRate = 0.05, Seed = 7 }))
             {
-                Assert.True(await simulator.WaitForExitAsync(TimeSpan.FromMinutes(15)) == 0, simulator.Output);
+                Assert.True(await simulator.WaitForExitAsync(TimeSpan.FromMinutes(8)) == 0, simulator.Output);
             }
 
             var alert = await sse.WaitForAsync(e => e.Event == "alert", "an alert from the arm64 agent on the Silo's alerts stream\n" + platform.Diagnostics(), TimeSpan.FromMinutes(10));
