@@ -23,8 +23,8 @@ if (mode is "mqtt" or "all")
 if (mode is "mqtt-qemu")
 {
     // Emulation runs each arm64 instruction in software: fewer readings, for information only.
-    MqttIngestBench.Devices = 50;
-    MqttIngestBench.ReadingsPerDevice = 400;
+    MqttIngestBench.Devices = 10;
+    MqttIngestBench.ReadingsPerDevice = 1000;
     await MqttIngestBench.RunAsync(qemu: true);
 }
 if (mode is "bytes" or "all") await UplinkBytesBench.RunAsync();
