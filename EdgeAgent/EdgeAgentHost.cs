@@ -35,9 +35,9 @@ public static class EdgeAgentHost
     };
 
     /// <summary>Exported over OTLP when an endpoint is configured (Telemetry/README.md).</summary>
-    internal static readonly string[] TelemetrySources = [EdgeTelemetry.Name, "CloudEdge.Mqtt.Broker", "CloudEdge.Onnx", "System.Net.Http"];
+    internal static readonly string[] TelemetrySources = [EdgeTelemetry.Name, "CloudEdge.Mqtt.Broker", "System.Net.Http"];
 
-    internal static readonly string[] TelemetryMeters = [EdgeTelemetry.Name, "CloudEdge.Mqtt", "CloudEdge.Onnx", "System.Net.Http", "Microsoft.AspNetCore.Server.Kestrel"];
+    internal static readonly string[] TelemetryMeters = [EdgeTelemetry.Name, "CloudEdge.Mqtt", "System.Net.Http", "Microsoft.AspNetCore.Server.Kestrel"];
 
     public static WebApplication Build(string[] args)
     {

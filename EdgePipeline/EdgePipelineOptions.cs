@@ -21,8 +21,8 @@ public sealed class EdgePipelineOptions
     /// <summary>Readings per journal commit (group commit: one fsync acknowledges them all).</summary>
     public int MaxBatch { get; set; } = 512;
 
-    /// <summary>Span links a summary keeps to its readings (anomalous readings first); at most 32, the Silo's limit.</summary>
-    public int MaxSummaryLinks { get; set; } = 32;
+    /// <summary>Span links a summary keeps to its readings (anomalous readings first); at most the Silo's limit (<see cref="Uplink.SiloLimits.MaxLinks"/>).</summary>
+    public int MaxSummaryLinks { get; set; } = Uplink.SiloLimits.MaxLinks;
 
     /// <summary>How often due windows are closed when no readings arrive.</summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromSeconds(1);

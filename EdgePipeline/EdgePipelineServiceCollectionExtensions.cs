@@ -5,7 +5,6 @@ using CloudEdge.EdgePipeline.Ota;
 using CloudEdge.EdgePipeline.Outbox;
 using CloudEdge.EdgePipeline.Uplink;
 using CloudEdge.Mqtt.Broker;
-using CloudEdge.Onnx;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -19,8 +18,6 @@ public sealed class ModelOptions
 {
     /// <summary>The model folder used until OTA installs another (manifest.json + the .onnx file).</summary>
     public string ModelDirectory { get; set; } = Path.Combine("models", "anomaly", "v1");
-    /// <summary>libonnxruntime.so.1 to load instead of the one under runtimes/{rid}/native/.</summary>
-    public string? OnnxRuntimePath { get; set; }
 }
 
 public static class EdgePipelineServiceCollectionExtensions
@@ -42,28 +39,22 @@ public static class EdgePipelineServiceCollectionExtensions
         services.AddMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp => new EdgeTelemetry(sp.GetService<IMeterFactory>()));
-        services.AddSingleton(sp => OrtEnvironment.Create(new OrtEnvironmentOptions
-        {
-            LibraryPath = sp.GetRequiredService<IOptions<ModelOptions>>().Value.OnnxRuntimePath,
-            LogLevel = OnnxLogLevel.Warning,
-            LogId = "CloudEdge.EdgeAgent",
-        }));
         services.AddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<EdgePipelineOptions>>().Value;
-            var model = ActiveModel.Load(sp.GetRequiredService<OrtEnvironment>(), options.DataDirectory,
-                sp.GetRequiredService<IOptions<ModelOptions>>().Value.ModelDirectory, sp.GetService<ILogger<ModelSlot>>());
-            model.SmokeTest();
-            return new ModelSlot(model);
+            return new ModelSlot(ActiveModel.Load(options.DataDirectory,
+                sp.GetRequiredService<IOptions<ModelOptions>>().Value.ModelDirectory, sp.GetService<ILogger<ModelSlot>>()));
         });
         services.AddSingleton(sp => new OutboxStore(
             sp.GetRequiredService<IOptions<EdgePipelineOptions>>().Value.DataDirectory,
             sp.GetRequiredService<IOptions<OutboxOptions>>().Value,
             sp.GetRequiredService<EdgeTelemetry>(),
             sp.GetService<ILogger<OutboxStore>>()));
+        services.AddSingleton<UplinkWakeup>();
         services.AddSingleton(sp => new TelemetryPipeline(
             sp.GetRequiredService<IOptions<EdgePipelineOptions>>().Value,
             sp.GetRequiredService<OutboxStore>(),
+            sp.GetRequiredService<UplinkWakeup>(),
             sp.GetRequiredService<ModelSlot>(),
             sp.GetRequiredService<EdgeTelemetry>(),
             sp.GetRequiredService<TimeProvider>(),
@@ -76,6 +67,7 @@ public static class EdgePipelineServiceCollectionExtensions
         services.AddHostedService(sp => new UplinkSender(
             sp.GetRequiredService<SiloHttp>(),
             sp.GetRequiredService<OutboxStore>(),
+            sp.GetRequiredService<UplinkWakeup>(),
             sp.GetRequiredService<IOptions<UplinkOptions>>().Value,
             sp.GetRequiredService<EdgeTelemetry>(),
             sp.GetRequiredService<TimeProvider>(),
@@ -83,7 +75,6 @@ public static class EdgePipelineServiceCollectionExtensions
         services.AddHostedService(sp => new ModelUpdater(
             sp.GetRequiredService<SiloHttp>(),
             sp.GetRequiredService<ModelSlot>(),
-            sp.GetRequiredService<OrtEnvironment>(),
             sp.GetRequiredService<IOptions<OtaOptions>>().Value,
             sp.GetRequiredService<IOptions<EdgePipelineOptions>>().Value.DataDirectory,
             sp.GetRequiredService<EdgeTelemetry>(),

@@ -26,6 +26,7 @@ public sealed class EdgeTelemetry : IDisposable
         UplinkItems = _meter.CreateCounter<long>("cloudedge.edge.uplink.items", description: "Items acknowledged by the Silo (tag status).");
         UplinkRequests = _meter.CreateCounter<long>("cloudedge.edge.uplink.requests", description: "Uplink batches sent (tag outcome).");
         InferenceBatch = _meter.CreateHistogram<int>("cloudedge.edge.inference.batch_size", description: "Readings scored per model run.");
+        InferenceDuration = _meter.CreateHistogram<double>("cloudedge.edge.inference.duration", "s", "Time ONNX Runtime took to score one batch (measured only while someone listens).");
         OtaUpdates = _meter.CreateCounter<long>("cloudedge.edge.ota.updates", description: "Model updates attempted (tag outcome).");
     }
 
@@ -40,6 +41,7 @@ public sealed class EdgeTelemetry : IDisposable
     internal Counter<long> UplinkItems { get; }
     internal Counter<long> UplinkRequests { get; }
     internal Histogram<int> InferenceBatch { get; }
+    internal Histogram<double> InferenceDuration { get; }
     internal Counter<long> OtaUpdates { get; }
 
     internal Meter Meter => _meter;

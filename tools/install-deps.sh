@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on Debian 12: servers and peers from Debian's packages,
-# JavaScript peers from npm. Idempotent: a second run installs nothing.
+# JavaScript peers from npm (ONNX Runtime comes from NuGet with the build). Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +14,15 @@ apt_packages=(
   openssl                            # test certificates
   wrk                                # HTTP load generator for bench/CloudEdge.Bench.Http
   sqlite3                            # the edge outage test reads the agent's edge.db from outside
-  qemu-user libc6-arm64-cross libc6-dev-arm64-cross gcc-aarch64-linux-gnu   # the agent's arm64 native libraries loaded under emulation
+  qemu-user                          # the self-contained linux-arm64 agent runs under qemu-aarch64 (Platform tests)
+  libc6:arm64 libssl3:arm64 libstdc++6:arm64   # what that agent loads besides the .NET runtime it carries (multiarch)
 )
+# The arm64 libraries come from Debian's arm64 archive: enable the architecture once (idempotent).
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  echo "install-deps: dpkg --add-architecture arm64"
+  $sudo_cmd dpkg --add-architecture arm64
+fi
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,6 +44,3 @@ done
 if [ -f tools/node/package.json ]; then
   (cd tools/node && { [ -f package-lock.json ] && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error || npm install --ignore-scripts --no-audit --no-fund --loglevel=error; })
 fi
-
-# ONNX Runtime native libraries (linux-x64 and linux-arm64), cached outside the repository.
-if [ -x tools/fetch-onnxruntime.sh ]; then tools/fetch-onnxruntime.sh; fi

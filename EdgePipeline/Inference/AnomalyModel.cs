@@ -1,12 +1,13 @@
 using System.Security.Cryptography;
 using CloudEdge.EdgePipeline.Ingest;
-using CloudEdge.Onnx;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace CloudEdge.EdgePipeline.Inference;
 
 /// <summary>
-/// A loaded anomaly model: its session, its manifest and two batch runs (a small one for a trickle of readings,
-/// a large one for bursts) so scoring allocates nothing. Used by one thread at a time (the pipeline loop).
+/// A loaded anomaly model: its ONNX Runtime session, its manifest and two bound batches (a small one for a trickle
+/// of readings, a large one for bursts) so scoring allocates nothing. Used by one thread at a time (the pipeline loop).
 /// </summary>
 public sealed class AnomalyModel : IDisposable
 {
@@ -14,8 +15,8 @@ public sealed class AnomalyModel : IDisposable
     public const int LargeBatch = 256;
 
     private readonly InferenceSession _session;
-    private readonly BatchRun _small;
-    private readonly BatchRun _large;
+    private readonly BoundBatch _small;
+    private readonly BoundBatch _large;
 
     private AnomalyModel(InferenceSession session, ModelManifest manifest, string name, string version, string sha256)
     {
@@ -24,14 +25,14 @@ public sealed class AnomalyModel : IDisposable
         Name = name;
         Version = version;
         Sha256 = sha256;
+        _small = new BoundBatch(session, manifest.InputName, manifest.OutputName, SmallBatch, FeatureSpec.FeatureCount, 1);
         try
         {
-            _small = session.CreateBatchRun(SmallBatch);
-            _large = session.CreateBatchRun(LargeBatch);
+            _large = new BoundBatch(session, manifest.InputName, manifest.OutputName, LargeBatch, FeatureSpec.FeatureCount, 1);
         }
         catch
         {
-            _small?.Dispose();
+            _small.Dispose();
             throw;
         }
     }
@@ -46,42 +47,42 @@ public sealed class AnomalyModel : IDisposable
     public double Threshold => Manifest.Threshold;
 
     /// <summary>Loads <c>manifest.json</c> and its model from a folder such as models/anomaly/v1 (name and version from the path).</summary>
-    public static AnomalyModel LoadDirectory(OrtEnvironment environment, string directory, string? name = null, string? version = null)
+    public static AnomalyModel LoadDirectory(string directory, string? name = null, string? version = null)
     {
-        var full = Path.GetFullPath(directory);
-        var manifest = ModelManifest.Parse(File.ReadAllText(Path.Combine(full, "manifest.json")));
+        var full = Path.GetFullPath(directory).TrimEnd(Path.DirectorySeparatorChar);
+        var manifest = ModelCheck.ReadManifest(full);
         var bytes = File.ReadAllBytes(Path.Combine(full, manifest.File));
-        return Load(environment, bytes, manifest,
-            name ?? Path.GetFileName(Path.GetDirectoryName(full.TrimEnd(Path.DirectorySeparatorChar))) ?? manifest.Name,
-            version ?? Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)));
+        return Load(bytes, manifest,
+            name ?? Path.GetFileName(Path.GetDirectoryName(full)) ?? manifest.Name,
+            version ?? Path.GetFileName(full));
     }
 
-    /// <summary>Checks the bytes against the manifest's sha256 and the session's signature against the manifest.</summary>
-    public static AnomalyModel Load(OrtEnvironment environment, ReadOnlySpan<byte> bytes, ModelManifest manifest, string name, string version)
+    /// <summary>
+    /// Checks the bytes against the manifest's sha256 and the session's signature against the manifest; throws
+    /// <see cref="ModelRejectedException"/> (with its reason) when either disagrees or ONNX Runtime refuses the bytes.
+    /// </summary>
+    public static AnomalyModel Load(byte[] bytes, ModelManifest manifest, string name, string version)
     {
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes));
         if (manifest.Sha256 is { } expected && expected != sha256)
         {
-            throw new InvalidDataException($"Model bytes have sha256 {sha256}; the manifest says {expected}.");
+            throw new ModelRejectedException(ModelCheckFailure.Sha256Mismatch, $"Model bytes have sha256 {sha256}; the manifest says {expected}.");
         }
-        var session = environment.OpenSession(bytes, new InferenceSessionOptions { IntraOpThreads = 1, InterOpThreads = 1 });
+        InferenceSession session;
+        using (var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR })
+        {
+            try
+            {
+                session = new InferenceSession(bytes, options);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new ModelRejectedException(ModelCheckFailure.Unloadable, $"ONNX Runtime refuses the model: {e.Message}", e);
+            }
+        }
         try
         {
-            if (session.Inputs.Count != 1 || session.Outputs.Count != 1) throw new InvalidDataException("An anomaly model has exactly one input and one output.");
-            var input = session.Inputs[0];
-            var output = session.Outputs[0];
-            if (input.Name != manifest.InputName || output.Name != manifest.OutputName)
-            {
-                throw new InvalidDataException($"The model's input/output are '{input.Name}'/'{output.Name}'; the manifest says '{manifest.InputName}'/'{manifest.OutputName}'.");
-            }
-            if (input.ElementType != TensorElementType.Float || input.Shape.Count != 2 || input.Shape[0] != -1 || input.Shape[1] != FeatureSpec.FeatureCount)
-            {
-                throw new InvalidDataException($"The model's input is {input}; float32 [N, {FeatureSpec.FeatureCount}] is required.");
-            }
-            if (output.ElementType != TensorElementType.Float || output.Shape.Count != 2 || output.Shape[1] != 1)
-            {
-                throw new InvalidDataException($"The model's output is {output}; float32 [N, 1] is required.");
-            }
+            CheckContract(session, manifest);
             return new AnomalyModel(session, manifest, name, version, sha256);
         }
         catch
@@ -89,6 +90,40 @@ public sealed class AnomalyModel : IDisposable
             session.Dispose();
             throw;
         }
+    }
+
+    private static void CheckContract(InferenceSession session, ModelManifest manifest)
+    {
+        if (session.InputNames.Count != 1 || session.OutputNames.Count != 1)
+        {
+            throw new ModelRejectedException(ModelCheckFailure.Contract, $"An anomaly model has exactly one input and one output; this one has {session.InputNames.Count} and {session.OutputNames.Count}.");
+        }
+        var (inputName, input) = session.InputMetadata.Single();
+        var (outputName, output) = session.OutputMetadata.Single();
+        if (inputName != manifest.InputName || outputName != manifest.OutputName)
+        {
+            throw new ModelRejectedException(ModelCheckFailure.Contract, $"The model's input/output are '{inputName}'/'{outputName}'; the manifest says '{manifest.InputName}'/'{manifest.OutputName}'.");
+        }
+        if (!IsFloatMatrix(input, FeatureSpec.FeatureCount))
+        {
+            throw new ModelRejectedException(ModelCheckFailure.Contract, $"The model's input is {Describe(inputName, input)}; float32 [N, {FeatureSpec.FeatureCount}] is required.");
+        }
+        if (!IsFloatMatrix(output, 1))
+        {
+            throw new ModelRejectedException(ModelCheckFailure.Contract, $"The model's output is {Describe(outputName, output)}; float32 [N, 1] is required.");
+        }
+    }
+
+    // The batch dimension must be free (-1): the agent binds 16 and 256 rows.
+    private static bool IsFloatMatrix(NodeMetadata node, int columns) =>
+        node.IsTensor && node.ElementDataType == TensorElementType.Float && node.Dimensions is [-1, var c] && c == columns;
+
+    internal static string Describe(string name, NodeMetadata node)
+    {
+        if (!node.IsTensor) return $"{name}: {node.OnnxValueType}";
+        var dims = node.Dimensions.Select((d, i) => d >= 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture)
+            : node.SymbolicDimensions[i] is { Length: > 0 } symbol ? symbol : "?");
+        return $"{name}: {node.ElementDataType}[{string.Join(", ", dims)}]";
     }
 
     /// <summary>Scores <paramref name="count"/> rows of <see cref="FeatureSpec.FeatureCount"/> features.</summary>
@@ -100,10 +135,10 @@ public sealed class AnomalyModel : IDisposable
         {
             var remaining = count - done;
             var run = remaining <= SmallBatch ? _small : _large;
-            var take = Math.Min(remaining, remaining <= SmallBatch ? SmallBatch : LargeBatch);
-            rows.Slice(done * f, take * f).CopyTo(run.Input<float>(0));
+            var take = Math.Min(remaining, run.Rows);
+            rows.Slice(done * f, take * f).CopyTo(run.Input);
             run.Run();
-            run.Output<float>(0)[..take].CopyTo(scores.Slice(done, take));
+            run.Output[..take].CopyTo(scores.Slice(done, take));
             done += take;
         }
     }
@@ -129,12 +164,13 @@ public sealed class AnomalyModel : IDisposable
         Score(rows, n, scores);
         foreach (var s in scores)
         {
-            if (!float.IsFinite(s) || s < 0 || s > 1) throw new InvalidDataException($"Smoke inference gave score {s}; a score in [0, 1] is required.");
+            if (!float.IsFinite(s) || s < 0 || s > 1) throw new ModelRejectedException(ModelCheckFailure.SmokeTest, $"Smoke inference gave score {s}; a score in [0, 1] is required.");
         }
     }
 
     public void Dispose()
     {
+        // The batches first: each refuses to run from then on, before the session they are bound to goes.
         _small.Dispose();
         _large.Dispose();
         _session.Dispose();

@@ -24,7 +24,9 @@ public sealed class ModelManifest
         // The Silo may wrap the manifest ({ "sha256": ..., "manifest": {...} }); a file holds it bare.
         var manifest = root.TryGetProperty("manifest", out var inner) && inner.ValueKind == JsonValueKind.Object ? inner : root;
         string? Text(JsonElement e, string name) => e.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
-        var threshold = manifest.GetProperty("threshold").GetDouble();
+        if (manifest.ValueKind != JsonValueKind.Object) throw new FormatException($"A manifest is a JSON object, not {manifest.ValueKind}.");
+        JsonElement Required(string name) => manifest.TryGetProperty(name, out var p) ? p : throw new FormatException($"The manifest has no '{name}'.");
+        var threshold = Required("threshold").GetDouble();
         if (!double.IsFinite(threshold)) throw new FormatException("threshold must be a finite number.");
         return new ModelManifest
         {
@@ -35,7 +37,7 @@ public sealed class ModelManifest
             InputName = manifest.TryGetProperty("input", out var input) ? Text(input, "name") ?? "features" : "features",
             OutputName = manifest.TryGetProperty("output", out var output) ? Text(output, "name") ?? "score" : "score",
             Threshold = threshold,
-            Features = FeatureSpec.Parse(manifest.GetProperty("features")),
+            Features = FeatureSpec.Parse(Required("features")),
             Json = manifest.GetRawText(),
         };
     }

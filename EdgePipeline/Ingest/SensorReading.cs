@@ -1,3 +1,5 @@
+using Wire = CloudEdge.DeviceSdk;
+
 namespace CloudEdge.EdgePipeline.Ingest;
 
 /// <summary>The sensor kinds of the telemetry contract (docs/device-sdk.md), in the models' one-hot order.</summary>
@@ -9,12 +11,16 @@ public enum SensorKind
     Vibration = 3,
 }
 
+/// <summary>
+/// The kinds' names and units come from the device SDK, which owns the wire contract (docs/device-sdk.md); this
+/// maps them to the models' one-hot order.
+/// </summary>
 internal static class SensorKinds
 {
     public const int Count = 4;
 
-    private static readonly string[] Names = ["temperature", "humidity", "pressure", "vibration"];
-    private static readonly string[] Units = ["C", "%RH", "hPa", "mm/s"];
+    private static readonly string[] Names = [Wire.SensorKinds.Temperature, Wire.SensorKinds.Humidity, Wire.SensorKinds.Pressure, Wire.SensorKinds.Vibration];
+    private static readonly string[] Units = [.. Names.Select(Wire.SensorKinds.UnitOf)];
 
     public static string Name(SensorKind kind) => Names[(int)kind];
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using CloudEdge.EdgePipeline.Inference;
-using CloudEdge.Onnx;
 using Microsoft.Extensions.Logging;
 
 namespace CloudEdge.EdgePipeline.Ota;
@@ -13,7 +12,7 @@ public static class ActiveModel
 {
     private sealed record Pointer(string Name, string Version);
 
-    public static AnomalyModel Load(OrtEnvironment environment, string dataDirectory, string configuredDirectory, ILogger? logger = null)
+    public static AnomalyModel Load(string dataDirectory, string configuredDirectory, ILogger? logger = null)
     {
         var pointerPath = Path.Combine(dataDirectory, "models", "active.json");
         if (File.Exists(pointerPath))
@@ -21,14 +20,30 @@ public static class ActiveModel
             try
             {
                 var pointer = JsonSerializer.Deserialize<Pointer>(File.ReadAllText(pointerPath)) ?? throw new InvalidDataException("active.json is empty");
-                return AnomalyModel.LoadDirectory(environment, Path.Combine(dataDirectory, "models", pointer.Name, pointer.Version), pointer.Name, pointer.Version);
+                return LoadChecked(Path.Combine(dataDirectory, "models", pointer.Name, pointer.Version), pointer.Name, pointer.Version);
             }
-            catch (Exception e) when (e is IOException or JsonException or InvalidDataException or FormatException or KeyNotFoundException or OnnxRuntimeException)
+            catch (Exception e) when (e is IOException or JsonException or InvalidDataException or FormatException or KeyNotFoundException or ModelRejectedException)
             {
                 logger?.LogError(e, "The OTA model named in {Pointer} does not load; falling back to {Configured}", pointerPath, configuredDirectory);
             }
         }
-        return AnomalyModel.LoadDirectory(environment, configuredDirectory);
+        return LoadChecked(configuredDirectory, null, null);
+    }
+
+    /// <summary>The same check as OTA and check-model (sha256, contract, smoke inference) before a model serves.</summary>
+    private static AnomalyModel LoadChecked(string directory, string? name, string? version)
+    {
+        var model = AnomalyModel.LoadDirectory(directory, name, version);
+        try
+        {
+            model.SmokeTest();
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     internal static void Store(string dataDirectory, string name, string version, byte[] bytes, ModelManifest manifest)

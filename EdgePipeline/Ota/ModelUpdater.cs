@@ -4,7 +4,6 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Uplink;
-using CloudEdge.Onnx;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -42,7 +41,6 @@ public sealed class ModelUpdater : BackgroundService
 {
     private readonly SiloHttp _http;
     private readonly ModelSlot _slot;
-    private readonly OrtEnvironment _environment;
     private readonly OtaOptions _options;
     private readonly string _dataDirectory;
     private readonly EdgeTelemetry _telemetry;
@@ -50,11 +48,10 @@ public sealed class ModelUpdater : BackgroundService
     private readonly ILogger _logger;
     private string? _etag;
 
-    internal ModelUpdater(SiloHttp http, ModelSlot slot, OrtEnvironment environment, OtaOptions options, string dataDirectory, EdgeTelemetry telemetry, TimeProvider time, ILogger<ModelUpdater>? logger = null)
+    internal ModelUpdater(SiloHttp http, ModelSlot slot, OtaOptions options, string dataDirectory, EdgeTelemetry telemetry, TimeProvider time, ILogger<ModelUpdater>? logger = null)
     {
         _http = http;
         _slot = slot;
-        _environment = environment;
         _options = options;
         _dataDirectory = dataDirectory;
         _telemetry = telemetry;
@@ -170,9 +167,12 @@ public sealed class ModelUpdater : BackgroundService
         AnomalyModel? next = null;
         try
         {
-            next = AnomalyModel.Load(_environment, bytes, manifest, name, version); // checks sha256 and the signature
-            next.SmokeTest();
+            next = ModelCheck.Verify(bytes, manifest, name, version); // sha256, contract, smoke inference: as check-model
             ActiveModel.Store(_dataDirectory, name, version, bytes, manifest);
+        }
+        catch (ModelRejectedException e)
+        {
+            return await RollBackAsync(name, version, previous, $"{e.ReasonCode}: {e.Message}", span, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

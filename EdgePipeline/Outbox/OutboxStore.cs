@@ -50,10 +50,6 @@ internal sealed class OutboxStore : IDisposable
     private readonly OutboxOptions _options;
     private readonly EdgeTelemetry _telemetry;
     private readonly ILogger _logger;
-    private readonly SemaphoreSlim _signal = new(0, 1);
-    private readonly Lock _alertGate = new();
-    private TaskCompletionSource _alertCommitted = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _alertWritten;
     private long _bytes;
 
     public OutboxStore(string dataDirectory, OutboxOptions options, EdgeTelemetry telemetry, ILogger? logger = null)
@@ -118,8 +114,6 @@ internal sealed class OutboxStore : IDisposable
             w.WriteNumber("readingSeq", reading.Seq);
         });
         Insert(connection, transaction, reading.DeviceId, reading.DeviceId, "alert", body, traceParent, now, null);
-        // The transaction is not committed yet: the next NotifyNewItems (after the commit) carries the urgency.
-        Volatile.Write(ref _alertWritten, 1);
     }
 
     /// <summary>
@@ -165,66 +159,6 @@ internal sealed class OutboxStore : IDisposable
         _logger.LogWarning("Dropped {Summaries} summaries, {Alerts} alerts, {Readings} readings ({Reason}); reported upstream in a drops item",
             counts.Summaries, counts.Alerts, counts.Readings, reason);
         InsertDrops(connection, transaction, counts, reason, now);
-    }
-
-    /// <summary>
-    /// Wakes the uplink after the pipeline committed new items. When an alert was written since the last call the
-    /// notification is urgent: it also completes the task <see cref="PrepareRead"/> handed out, which ends the
-    /// uplink's batching wait (a rolled-back alert makes the next notification urgent too; that only sends early).
-    /// </summary>
-    public void NotifyNewItems()
-    {
-        try
-        {
-            if (_signal.CurrentCount == 0) _signal.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-        }
-        if (Interlocked.Exchange(ref _alertWritten, 0) == 0) return;
-        lock (_alertGate) _alertCommitted.TrySetResult();
-    }
-
-    /// <summary>Waits until items were committed; false when <paramref name="timeout"/> (on <paramref name="time"/>) passed first.</summary>
-    public async Task<bool> WaitForItemsAsync(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
-    {
-        using var expiry = new CancellationTokenSource(timeout, time);
-        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, expiry.Token);
-        try
-        {
-            await _signal.WaitAsync(wait.Token).ConfigureAwait(false);
-            return true;
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            return false;
-        }
-        catch (ObjectDisposedException)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>
-    /// Called by the uplink right before it reads a batch. Forgets a pending notification (the read covers what
-    /// was committed before it, so it must not cause another wait for a batch) and returns a task that completes
-    /// at the first urgent <see cref="NotifyNewItems"/> after this call, so an alert committed after the read
-    /// still ends the batching wait that follows.
-    /// </summary>
-    public Task PrepareRead()
-    {
-        try
-        {
-            _signal.Wait(0);
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-        lock (_alertGate)
-        {
-            if (_alertCommitted.Task.IsCompleted) _alertCommitted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            return _alertCommitted.Task;
-        }
     }
 
     // ---- uplink side: the store's own connection ----
@@ -347,7 +281,6 @@ internal sealed class OutboxStore : IDisposable
     public void Dispose()
     {
         lock (_gate) _connection.Dispose();
-        _signal.Dispose();
     }
 
     internal static string Format(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);

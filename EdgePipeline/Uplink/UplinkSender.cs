@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using CloudEdge.EdgePipeline.Outbox;
+using CloudEdge.EdgePipeline.Tracing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -16,7 +17,7 @@ using Polly.Timeout;
 namespace CloudEdge.EdgePipeline.Uplink;
 
 /// <summary>What one uplink attempt achieved.</summary>
-internal enum UplinkOutcome
+internal enum UplinkAttempt
 {
     Idle,
     Sent,
@@ -32,12 +33,12 @@ internal enum UplinkOutcome
 /// </summary>
 public sealed class UplinkSender : BackgroundService
 {
-    private const int MaxLinks = 32;
     /// <summary>An idle sender looks at the outbox this often even without a notification.</summary>
     private static readonly TimeSpan IdleRecheck = TimeSpan.FromSeconds(30);
 
     private readonly SiloHttp _http;
     private readonly OutboxStore _outbox;
+    private readonly UplinkWakeup _wakeup;
     private readonly UplinkOptions _options;
     private readonly EdgeTelemetry _telemetry;
     private readonly TimeProvider _time;
@@ -45,10 +46,11 @@ public sealed class UplinkSender : BackgroundService
     private readonly ResiliencePipeline<HttpResponseMessage> _resilience;
     private int _batchLimit;
 
-    internal UplinkSender(SiloHttp http, OutboxStore outbox, UplinkOptions options, EdgeTelemetry telemetry, TimeProvider time, ILogger<UplinkSender>? logger = null)
+    internal UplinkSender(SiloHttp http, OutboxStore outbox, UplinkWakeup wakeup, UplinkOptions options, EdgeTelemetry telemetry, TimeProvider time, ILogger<UplinkSender>? logger = null)
     {
         _http = http;
         _outbox = outbox;
+        _wakeup = wakeup;
         _options = options;
         _telemetry = telemetry;
         _time = time;
@@ -107,38 +109,38 @@ public sealed class UplinkSender : BackgroundService
             try
             {
                 // Before the read: an alert the read misses ends the batching wait below.
-                var alert = _outbox.PrepareRead();
+                var alert = _wakeup.PrepareRead();
                 var limit = _batchLimit;
                 var (outcome, count) = await SendOnceAsync(urgent, stoppingToken).ConfigureAwait(false);
-                if (outcome == UplinkOutcome.Sent)
+                if (outcome == UplinkAttempt.Sent)
                 {
                     // The drain bound holds for urgent requests too: it protects the Silo after an outage whatever
                     // the items are. An alert during a drain waits for at most one batch's share of it.
                     var wait = drain.Spend(count);
                     if (wait > TimeSpan.Zero) await Task.Delay(wait, _time, stoppingToken).ConfigureAwait(false);
                 }
-                if (urgent && outcome is UplinkOutcome.Sent or UplinkOutcome.Idle)
+                if (urgent && outcome is UplinkAttempt.Sent or UplinkAttempt.Idle)
                 {
                     // A full urgent batch may not have reached its devices' alerts yet: the next one is urgent too.
                     // Otherwise the other devices' items keep the batching wait they were in (its end does not
                     // move), and another alert ends it again. Without a wait on (items that arrived during a
                     // request or a drain) they go in the next ordinary request, as they would have anyway.
-                    urgent = (outcome == UplinkOutcome.Sent && count >= limit)
+                    urgent = (outcome == UplinkAttempt.Sent && count >= limit)
                              || (batching is { } began ? await WaitToBatchAsync(alert, began, stoppingToken).ConfigureAwait(false) : alert.IsCompleted);
                     continue;
                 }
                 urgent = false;
                 switch (outcome)
                 {
-                    case UplinkOutcome.Idle:
+                    case UplinkAttempt.Idle:
                         batching = null;
-                        if (await _outbox.WaitForItemsAsync(IdleRecheck, _time, stoppingToken).ConfigureAwait(false))
+                        if (await _wakeup.WaitForItemsAsync(IdleRecheck, _time, stoppingToken).ConfigureAwait(false))
                         {
                             batching = _time.GetTimestamp();
                             urgent = await WaitToBatchAsync(alert, batching.Value, stoppingToken).ConfigureAwait(false);
                         }
                         break;
-                    case UplinkOutcome.Sent:
+                    case UplinkAttempt.Sent:
                         // No batching wait here: whatever arrived while the request was in flight goes in the next
                         // one, as fast as the drain budget allows; an alert among it makes that one urgent.
                         batching = null;
@@ -183,25 +185,25 @@ public sealed class UplinkSender : BackgroundService
     }
 
     /// <summary>Sends the oldest batch once (an ordinary request, not an urgent one).</summary>
-    internal Task<(UplinkOutcome Outcome, int Count)> SendOnceAsync(CancellationToken cancellationToken) => SendOnceAsync(false, cancellationToken);
+    internal Task<(UplinkAttempt Outcome, int Count)> SendOnceAsync(CancellationToken cancellationToken) => SendOnceAsync(false, cancellationToken);
 
     /// <summary>
     /// Sends the oldest batch once (with the retry/breaker pipeline) and applies the Silo's answer; when
     /// <paramref name="alertingOnly"/>, the oldest items of the devices that have an alert waiting.
     /// </summary>
-    internal async Task<(UplinkOutcome Outcome, int Count)> SendOnceAsync(bool alertingOnly, CancellationToken cancellationToken)
+    internal async Task<(UplinkAttempt Outcome, int Count)> SendOnceAsync(bool alertingOnly, CancellationToken cancellationToken)
     {
         var batch = alertingOnly
             ? _outbox.ReadAlertingBatch(_batchLimit, _options.MaxBatchBytes)
             : _outbox.ReadBatch(_batchLimit, _options.MaxBatchBytes);
-        if (batch.Count == 0) return (UplinkOutcome.Idle, 0);
+        if (batch.Count == 0) return (UplinkAttempt.Idle, 0);
 
-        var links = batch.Where(i => i.TraceParent is not null).Take(MaxLinks)
+        var links = batch.Where(i => i.TraceParent is not null).Take(SiloLimits.MaxLinks)
             .Select(i => ActivityContext.TryParse(i.TraceParent, null, out var c) ? new ActivityLink(c) : default)
             .Where(l => l.Context != default).ToList();
         using var span = EdgeTelemetry.Source.StartActivity("edge.uplink.batch", ActivityKind.Client, new ActivityContext(), links: links);
         span?.SetTag("cloudedge.uplink.items", batch.Count);
-        var traceParent = span?.Id ?? TelemetryPipeline.NewTraceParent();
+        var traceParent = span?.Id ?? ReadingTraces.NewTraceParent();
         var body = Compress(Serialize(batch));
         HttpResponseMessage response;
         try
@@ -223,7 +225,7 @@ public sealed class UplinkSender : BackgroundService
             span?.SetStatus(ActivityStatusCode.Error, e.GetType().Name);
             _telemetry.UplinkRequests.Add(1, new KeyValuePair<string, object?>("outcome", "unreachable"));
             _logger.LogWarning("Uplink of {Count} items failed: {Error}; they stay in the outbox", batch.Count, e.Message);
-            return (UplinkOutcome.Failed, 0);
+            return (UplinkAttempt.Failed, 0);
         }
 
         using (response)
@@ -235,7 +237,7 @@ public sealed class UplinkSender : BackgroundService
                 Apply(batch, results);
                 _telemetry.UplinkRequests.Add(1, new KeyValuePair<string, object?>("outcome", "ok"));
                 _batchLimit = Math.Min(Math.Clamp(_options.MaxBatchItems, 1, 1000), _batchLimit * 2);
-                return (UplinkOutcome.Sent, batch.Count);
+                return (UplinkAttempt.Sent, batch.Count);
             }
             span?.SetStatus(ActivityStatusCode.Error, ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture));
             _telemetry.UplinkRequests.Add(1, new KeyValuePair<string, object?>("outcome", ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture)));
@@ -247,13 +249,13 @@ public sealed class UplinkSender : BackgroundService
                     // Find the offending item by halving; the others go through.
                     _batchLimit = Math.Max(1, batch.Count / 2);
                     _logger.LogWarning("Silo answered {Status} to {Count} items; retrying with batches of {Limit}", (int)response.StatusCode, batch.Count, _batchLimit);
-                    return (UplinkOutcome.Sent, 0);
+                    return (UplinkAttempt.Sent, 0);
                 }
                 _outbox.DeadLetter([(batch[0], response.StatusCode == HttpStatusCode.BadRequest ? "malformed" : "too_large")], _http.GatewayId, _time.GetUtcNow());
-                return (UplinkOutcome.Sent, 1);
+                return (UplinkAttempt.Sent, 1);
             }
             _logger.LogError("Silo answered {Status} to the uplink: {Problem}", (int)response.StatusCode, problem);
-            return (UplinkOutcome.Failed, 0);
+            return (UplinkAttempt.Failed, 0);
         }
     }
 

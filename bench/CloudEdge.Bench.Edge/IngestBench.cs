@@ -5,7 +5,6 @@ using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Storage;
 using CloudEdge.EdgePipeline.Windows;
-using CloudEdge.Onnx;
 
 namespace CloudEdge.Bench.Edge;
 
@@ -20,7 +19,8 @@ internal static class IngestBench
     private static readonly TimeSpan Budget = TimeSpan.FromMinutes(3);
     public static TimeSpan IngestWindow { get; set; } = TimeSpan.FromSeconds(5);
 
-    public static async Task RunAsync()
+    /// <summary>Returns the full pipeline's readings/s.</summary>
+    public static async Task<double> RunAsync()
     {
         var fleet = new SensorFleet(Devices, 0.01, 42);
         var start = DateTimeOffset.UtcNow;
@@ -39,24 +39,24 @@ internal static class IngestBench
 
         // Warm-up of both paths (JIT, ORT session) on a small separate fleet.
         BaselineOnce(Slice(perDevice, 20));
-        using var ort = OrtEnvironment.Create(new OrtEnvironmentOptions { LogLevel = OnnxLogLevel.Warning });
-        await FullOnceAsync(ort, Slice(perDevice, 20));
+        await FullOnceAsync(Slice(perDevice, 20));
 
         var baseline = BaselineOnce(perDevice);
-        var full = await FullOnceAsync(ort, perDevice);
+        var full = await FullOnceAsync(perDevice);
         var baseRate = total / baseline.TotalSeconds;
         var fullRate = total / full.Elapsed.TotalSeconds;
         Console.WriteLine($"ingest baseline (parse + windows only, 1 thread): {baseline.TotalSeconds:F2} s, {baseRate:N0} readings/s");
         Console.WriteLine($"ingest full pipeline (parse + journal + inference + windows + outbox): {full.Elapsed.TotalSeconds:F2} s, {fullRate:N0} readings/s, "
             + $"outbox items {full.Outbox:N0} (alerts {full.Alerts:N0}), dropped {full.Dropped}");
-        var (inference, journal) = Breakdown(ort, perDevice);
+        var (inference, journal) = Breakdown(perDevice);
         Console.WriteLine($"ingest breakdown, 1 thread, same readings in batches of 512: features + ORT scoring {inference.TotalSeconds:F2} s ({total / inference.TotalSeconds:N0}/s), "
             + $"journal append + commit (WAL, synchronous=FULL) {journal.TotalSeconds:F2} s ({total / journal.TotalSeconds:N0}/s)");
-        Console.WriteLine($"ingest ratio full/baseline throughput: {fullRate / baseRate:F3} (cost {baseRate / fullRate:F1}x); target >= 50,000 readings/s: {(fullRate >= 50_000 ? "MET" : "MISSED")}");
+        Console.WriteLine($"ingest ratio full/baseline throughput: {fullRate / baseRate:F3} (cost {baseRate / fullRate:F1}x); target >= 100,000 readings/s in-process: {(fullRate >= 100_000 ? "MET" : "MISSED")}");
+        return fullRate;
     }
 
     /// <summary>Two stages of the loop alone (the pipeline's own types), to show where the full run's time goes.</summary>
-    private static (TimeSpan Inference, TimeSpan Journal) Breakdown(OrtEnvironment ort, Published[][] perDevice)
+    private static (TimeSpan Inference, TimeSpan Journal) Breakdown(Published[][] perDevice)
     {
         const int batch = 512;
         const int f = FeatureSpec.FeatureCount;
@@ -69,7 +69,7 @@ internal static class IngestBench
                 readings.Add(reading!);
             }
         }
-        using var model = AnomalyModel.LoadDirectory(ort, Path.Combine(AppContext.BaseDirectory, "models", "anomaly", "v1"));
+        using var model = AnomalyModel.LoadDirectory(Path.Combine(AppContext.BaseDirectory, "models", "anomaly", "v1"));
         var histories = new Dictionary<(string, SensorKind), ReadingHistory>();
         var rows = new float[batch * f];
         var scores = new float[batch];
@@ -141,10 +141,10 @@ internal static class IngestBench
         return sw.Elapsed;
     }
 
-    private static async Task<(TimeSpan Elapsed, long Outbox, long Alerts, long Dropped)> FullOnceAsync(OrtEnvironment ort, Published[][] perDevice)
+    private static async Task<(TimeSpan Elapsed, long Outbox, long Alerts, long Dropped)> FullOnceAsync(Published[][] perDevice)
     {
         // Real clock, 5 s windows: windows close, summaries are written and the journal is pruned during the run.
-        await using var parts = new PipelineParts(ort, TimeProvider.System, IngestWindow);
+        await using var parts = new PipelineParts(TimeProvider.System, IngestWindow);
         await parts.Pipeline.StartAsync(CancellationToken.None);
         using var budget = new CancellationTokenSource(Budget);
         var sw = Stopwatch.StartNew();

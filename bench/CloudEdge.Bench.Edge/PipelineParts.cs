@@ -1,28 +1,29 @@
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Outbox;
-using CloudEdge.Onnx;
+using CloudEdge.EdgePipeline.Uplink;
 
 namespace CloudEdge.Bench.Edge;
 
 /// <summary>The real pipeline's parts (SQLite in a temp folder, the committed v1 model in ONNX Runtime), composed as AddEdgePipeline does.</summary>
 internal sealed class PipelineParts : IAsyncDisposable
 {
-    public PipelineParts(OrtEnvironment ort, TimeProvider time, TimeSpan window)
+    public PipelineParts(TimeProvider time, TimeSpan window)
     {
         DataDirectory = Path.Combine(Path.GetTempPath(), "cloudedge-bench-edge-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(DataDirectory);
         Options = new EdgePipelineOptions { GatewayId = "gw-bench", DataDirectory = DataDirectory, WindowLength = window };
         Telemetry = new EdgeTelemetry();
         Outbox = new OutboxStore(DataDirectory, new OutboxOptions(), Telemetry);
-        Models = new ModelSlot(AnomalyModel.LoadDirectory(ort, Path.Combine(AppContext.BaseDirectory, "models", "anomaly", "v1")));
-        Pipeline = new TelemetryPipeline(Options, Outbox, Models, Telemetry, time);
+        Models = new ModelSlot(AnomalyModel.LoadDirectory(Path.Combine(AppContext.BaseDirectory, "models", "anomaly", "v1")));
+        Pipeline = new TelemetryPipeline(Options, Outbox, Wakeup, Models, Telemetry, time);
     }
 
     public string DataDirectory { get; }
     public EdgePipelineOptions Options { get; }
     public EdgeTelemetry Telemetry { get; }
     public OutboxStore Outbox { get; }
+    public UplinkWakeup Wakeup { get; } = new();
     public ModelSlot Models { get; }
     public TelemetryPipeline Pipeline { get; }
 
@@ -31,6 +32,7 @@ internal sealed class PipelineParts : IAsyncDisposable
         await Pipeline.DisposeAsync();
         Models.Dispose();
         Outbox.Dispose();
+        Wakeup.Dispose();
         Telemetry.Dispose();
         try
         {

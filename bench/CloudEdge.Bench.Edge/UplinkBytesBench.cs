@@ -6,7 +6,6 @@ using System.Text.Json;
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Uplink;
-using CloudEdge.Onnx;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -30,10 +29,9 @@ internal static class UplinkBytesBench
         using var budget = new CancellationTokenSource(Budget);
         var endpoint = new CountingSilo();
         await using var app = await endpoint.StartAsync();
-        using var ort = OrtEnvironment.Create(new OrtEnvironmentOptions { LogLevel = OnnxLogLevel.Warning });
         // Window-aligned start so exactly Seconds / 60 windows per sensor close.
         var clock = new SteppedClock(new DateTimeOffset(2026, 11, 21, 18, 0, 0, TimeSpan.Zero));
-        await using var parts = new PipelineParts(ort, clock, TimeSpan.FromMinutes(1));
+        await using var parts = new PipelineParts(clock, TimeSpan.FromMinutes(1));
         await parts.Pipeline.StartAsync(budget.Token);
         var fleet = new SensorFleet(Devices, 0.01, 7);
         long rawBytes = 0, readings = 0;
@@ -68,13 +66,13 @@ internal static class UplinkBytesBench
 
         var uplinkOptions = new UplinkOptions { SiloUrl = endpoint.Url, Token = "bench-token" };
         using var http = new SiloHttp(uplinkOptions, parts.Options.GatewayId);
-        var sender = new UplinkSender(http, parts.Outbox, uplinkOptions, parts.Telemetry, TimeProvider.System);
+        var sender = new UplinkSender(http, parts.Outbox, parts.Wakeup, uplinkOptions, parts.Telemetry, TimeProvider.System);
         var requests = 0;
         while (!budget.IsCancellationRequested && requests < 100_000)
         {
             var (outcome, _) = await sender.SendOnceAsync(budget.Token);
-            if (outcome == UplinkOutcome.Idle) break;
-            if (outcome != UplinkOutcome.Sent) throw new InvalidOperationException($"uplink failed: {outcome}");
+            if (outcome == UplinkAttempt.Idle) break;
+            if (outcome != UplinkAttempt.Sent) throw new InvalidOperationException($"uplink failed: {outcome}");
             requests++;
         }
         sender.Dispose();

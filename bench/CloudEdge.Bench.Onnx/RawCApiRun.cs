@@ -1,65 +1,72 @@
 using System.Runtime.InteropServices;
-using System.Text;
-using CloudEdge.Onnx;
-using CloudEdge.Onnx.Native;
 
 namespace CloudEdge.Bench.Onnx;
 
 /// <summary>
-/// The baseline: ONNX Runtime driven through the C API function table with raw pointers only, the way a C
-/// caller would, with no safe handles, no checks and no managed objects on the run path. It shares only the
-/// loaded library (and so the process-wide OrtEnv) with the binding under test.
+/// The baseline: ONNX Runtime's C API driven by hand, the way a C caller would, from the same libonnxruntime.so the
+/// package loaded (<c>OrtGetApiBase</c> by P/Invoke): its own session over the same model bytes and options, and
+/// values created once over the same pinned buffers the package's batch uses. <see cref="Run"/> is one
+/// <c>OrtApi::Run</c> through the function table with nothing around it. Benchmark-only code.
 /// </summary>
-internal sealed unsafe class RawCApiRun : IDisposable
+internal sealed unsafe partial class RawCApiRun : IDisposable
 {
-    private readonly OrtApi _api;
+    // Slot indices in struct OrtApi (onnxruntime_c_api.h); the table only ever grows at its end.
+    private const int GetErrorMessageSlot = 2, CreateEnvSlot = 3, CreateSessionFromArraySlot = 8, RunSlot = 9, CreateSessionOptionsSlot = 10,
+        SetIntraOpNumThreadsSlot = 24, SetInterOpNumThreadsSlot = 25, CreateTensorWithDataAsOrtValueSlot = 49, CreateCpuMemoryInfoSlot = 69,
+        ReleaseEnvSlot = 92, ReleaseStatusSlot = 93, ReleaseMemoryInfoSlot = 94, ReleaseSessionSlot = 95, ReleaseValueSlot = 96, ReleaseSessionOptionsSlot = 100;
+    private const uint ApiVersion = 23;
+    private const int TensorFloat = 1;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct OrtApiBase
+    {
+        public delegate* unmanaged<uint, nint*> GetApi;
+        public delegate* unmanaged<byte*> GetVersionString;
+    }
+
+    [LibraryImport("onnxruntime")]
+    private static partial OrtApiBase* OrtGetApiBase();
+
+    private readonly nint* _api;
     private readonly nint _env;
     private readonly nint _options;
     private readonly nint _session;
     private readonly nint _memoryInfo;
-    private readonly float* _input;
-    private readonly float* _output;
-    private readonly int _rows;
-    private readonly int _features;
-    private nint _inputValue;
-    private nint _outputValue;
-    private readonly byte* _inputName;
-    private readonly byte* _outputName;
+    private readonly nint _inputValue;
+    private readonly nint _outputValue;
+    private readonly nint _inputName;
+    private readonly nint _outputName;
 
-    public RawCApiRun(string modelPath, int rows, int features)
+    /// <param name="input">Pinned: rows x features floats.</param>
+    /// <param name="output">Pinned: rows floats.</param>
+    public RawCApiRun(byte[] model, float[] input, float[] output, int rows, int features)
     {
-        _api = OrtLibrary.Load(null).Api;
-        _rows = rows;
-        _features = features;
+        _api = OrtGetApiBase()->GetApi(ApiVersion);
+        if (_api is null) throw new InvalidOperationException($"libonnxruntime does not serve C API version {ApiVersion}.");
+        Version = Marshal.PtrToStringUTF8((nint)OrtGetApiBase()->GetVersionString()) ?? "?";
         nint p;
-        fixed (byte* id = "bench\0"u8) Must(_api.CreateEnv(3, id, &p));
+        fixed (byte* id = "bench\0"u8) Check(((delegate* unmanaged<int, byte*, nint*, nint>)_api[CreateEnvSlot])(3, id, &p));
         _env = p;
-        Must(_api.CreateSessionOptions(&p));
+        Check(((delegate* unmanaged<nint*, nint>)_api[CreateSessionOptionsSlot])(&p));
         _options = p;
-        Must(_api.SetIntraOpNumThreads(_options, 1));
-        Must(_api.SetInterOpNumThreads(_options, 1));
-        Must(_api.SetSessionGraphOptimizationLevel(_options, 99));
-        fixed (byte* path = Encoding.UTF8.GetBytes(modelPath + "\0")) Must(_api.CreateSession(_env, path, _options, &p));
+        Check(((delegate* unmanaged<nint, int, nint>)_api[SetIntraOpNumThreadsSlot])(_options, 1));
+        Check(((delegate* unmanaged<nint, int, nint>)_api[SetInterOpNumThreadsSlot])(_options, 1));
+        fixed (byte* bytes = model) Check(((delegate* unmanaged<nint, void*, nuint, nint, nint*, nint>)_api[CreateSessionFromArraySlot])(_env, bytes, (nuint)model.Length, _options, &p));
         _session = p;
-        Must(_api.CreateCpuMemoryInfo(1, 0, &p));
+        Check(((delegate* unmanaged<int, int, nint*, nint>)_api[CreateCpuMemoryInfoSlot])(1, 0, &p));
         _memoryInfo = p;
-
-        _input = (float*)NativeMemory.AlignedAlloc((nuint)(rows * features * sizeof(float)), 64);
-        _output = (float*)NativeMemory.AlignedAlloc((nuint)(rows * sizeof(float)), 64);
+        var create = (delegate* unmanaged<nint, void*, nuint, long*, nuint, int, nint*, nint>)_api[CreateTensorWithDataAsOrtValueSlot];
         var inShape = stackalloc long[] { rows, features };
         var outShape = stackalloc long[] { rows, 1 };
-        nint value;
-        Must(_api.CreateTensorWithDataAsOrtValue(_memoryInfo, _input, (nuint)(rows * features * sizeof(float)), inShape, 2, (int)TensorElementType.Float, &value));
-        _inputValue = value;
-        Must(_api.CreateTensorWithDataAsOrtValue(_memoryInfo, _output, (nuint)(rows * sizeof(float)), outShape, 2, (int)TensorElementType.Float, &value));
-        _outputValue = value;
-        _inputName = (byte*)Marshal.StringToCoTaskMemUTF8("features");
-        _outputName = (byte*)Marshal.StringToCoTaskMemUTF8("score");
+        Check(create(_memoryInfo, Unsafe(input), (nuint)(rows * features * sizeof(float)), inShape, 2, TensorFloat, &p));
+        _inputValue = p;
+        Check(create(_memoryInfo, Unsafe(output), (nuint)(rows * sizeof(float)), outShape, 2, TensorFloat, &p));
+        _outputValue = p;
+        _inputName = Marshal.StringToCoTaskMemUTF8("features");
+        _outputName = Marshal.StringToCoTaskMemUTF8("score");
     }
 
-    public Span<float> Input => new(_input, _rows * _features);
-
-    public ReadOnlySpan<float> Output => new(_output, _rows);
+    public string Version { get; }
 
     public void Run()
     {
@@ -67,61 +74,30 @@ internal sealed unsafe class RawCApiRun : IDisposable
         var outputName = _outputName;
         var input = _inputValue;
         var output = _outputValue;
-        var status = _api.Run(_session, 0, &inputName, &input, 1, &outputName, 1, &output);
-        if (status != 0) Must(status);
-    }
-
-    /// <summary>
-    /// The C API sequence behind a run that takes and returns arrays: an input value created over the caller's
-    /// buffer, the output allocated by ONNX Runtime, its shape read, its data copied out, both values released.
-    /// </summary>
-    public float[] RunCopying()
-    {
-        var inputName = _inputName;
-        var outputName = _outputName;
-        var shape = stackalloc long[] { _rows, _features };
-        nint input;
-        var status = _api.CreateTensorWithDataAsOrtValue(_memoryInfo, _input, (nuint)(_rows * _features * sizeof(float)), shape, 2, (int)TensorElementType.Float, &input);
-        if (status != 0) Must(status);
-        nint output = 0;
-        status = _api.Run(_session, 0, &inputName, &input, 1, &outputName, 1, &output);
-        if (status != 0) Must(status);
-        nint info;
-        status = _api.GetTensorTypeAndShape(output, &info);
-        if (status != 0) Must(status);
-        int elementType;
-        nuint rank;
-        var dims = stackalloc long[8];
-        _api.GetTensorElementType(info, &elementType);
-        _api.GetDimensionsCount(info, &rank);
-        _api.GetDimensions(info, dims, rank);
-        _api.ReleaseTensorTypeAndShapeInfo(info);
-        long count = 1;
-        for (nuint d = 0; d < rank; d++) count *= dims[d];
-        void* data;
-        _api.GetTensorMutableData(output, &data);
-        var result = new float[count];
-        new ReadOnlySpan<float>(data, (int)count).CopyTo(result);
-        _api.ReleaseValue(output);
-        _api.ReleaseValue(input);
-        return result;
+        var status = ((delegate* unmanaged<nint, nint, nint*, nint*, nuint, nint*, nuint, nint*, nint>)_api[RunSlot])(_session, 0, &inputName, &input, 1, &outputName, 1, &output);
+        if (status != 0) Check(status);
     }
 
     public void Dispose()
     {
-        _api.ReleaseValue(_inputValue);
-        _api.ReleaseValue(_outputValue);
-        _api.ReleaseMemoryInfo(_memoryInfo);
-        _api.ReleaseSession(_session);
-        _api.ReleaseSessionOptions(_options);
-        _api.ReleaseEnv(_env);
-        NativeMemory.AlignedFree(_input);
-        NativeMemory.AlignedFree(_output);
-        Marshal.FreeCoTaskMem((nint)_inputName);
-        Marshal.FreeCoTaskMem((nint)_outputName);
-        _inputValue = 0;
-        _outputValue = 0;
+        ((delegate* unmanaged<nint, void>)_api[ReleaseValueSlot])(_inputValue);
+        ((delegate* unmanaged<nint, void>)_api[ReleaseValueSlot])(_outputValue);
+        ((delegate* unmanaged<nint, void>)_api[ReleaseMemoryInfoSlot])(_memoryInfo);
+        ((delegate* unmanaged<nint, void>)_api[ReleaseSessionSlot])(_session);
+        ((delegate* unmanaged<nint, void>)_api[ReleaseSessionOptionsSlot])(_options);
+        ((delegate* unmanaged<nint, void>)_api[ReleaseEnvSlot])(_env);
+        Marshal.FreeCoTaskMem(_inputName);
+        Marshal.FreeCoTaskMem(_outputName);
     }
 
-    private void Must(nint status) => _api.Check(status);
+    // The arrays come from the pinned object heap: their address never changes.
+    private static void* Unsafe(float[] pinned) => Marshal.UnsafeAddrOfPinnedArrayElement(pinned, 0).ToPointer();
+
+    private void Check(nint status)
+    {
+        if (status == 0) return;
+        var message = Marshal.PtrToStringUTF8((nint)((delegate* unmanaged<nint, byte*>)_api[GetErrorMessageSlot])(status));
+        ((delegate* unmanaged<nint, void>)_api[ReleaseStatusSlot])(status);
+        throw new InvalidOperationException($"ONNX Runtime C API: {message}");
+    }
 }

@@ -6,7 +6,7 @@ namespace CloudEdge.EdgeAgent.Tests;
 
 /// <summary>The production feature code and model wrapper against the training script's reference samples.</summary>
 [Collection(OrtCollection.Name)]
-public sealed class FeatureTests(OrtFixture ort)
+public sealed class FeatureTests
 {
     [Theory]
     [InlineData("v1")]
@@ -43,7 +43,7 @@ public sealed class FeatureTests(OrtFixture ort)
     [InlineData("v2")]
     public void Batched_scores_match_the_reference_and_flag_exactly_the_injected_anomalies(string version)
     {
-        using var model = AnomalyModel.LoadDirectory(ort.Environment, ModelFiles.Directory(version));
+        using var model = AnomalyModel.LoadDirectory(ModelFiles.Directory(version));
         Assert.Equal(version, model.Version);
         Assert.Equal("anomaly", model.Name);
         var anomalies = 0;
@@ -89,13 +89,16 @@ public sealed class FeatureTests(OrtFixture ort)
         var manifest = ModelFiles.Manifest("v1");
         var bytes = File.ReadAllBytes(Path.Combine(ModelFiles.Directory("v1"), "anomaly.onnx"));
         bytes[^5] ^= 0xFF;
-        var e = Assert.Throws<InvalidDataException>(() => AnomalyModel.Load(ort.Environment, bytes, manifest, "anomaly", "v1"));
+        var e = Assert.Throws<ModelRejectedException>(() => AnomalyModel.Load(bytes, manifest, "anomaly", "v1"));
+        Assert.Equal(ModelCheckFailure.Sha256Mismatch, e.Reason);
         Assert.Contains("sha256", e.Message);
 
         // Garbage whose sha256 is declared correctly still fails to load: ONNX Runtime refuses it.
         var garbage = RandomNumberGenerator.GetBytes(2048);
         var lying = ModelManifest.Parse(manifest.Json.Replace(manifest.Sha256!, Convert.ToHexStringLower(SHA256.HashData(garbage))));
-        Assert.ThrowsAny<Exception>(() => AnomalyModel.Load(ort.Environment, garbage, lying, "anomaly", "v1"));
+        var refused = Assert.Throws<ModelRejectedException>(() => AnomalyModel.Load(garbage, lying, "anomaly", "v1"));
+        Assert.Equal(ModelCheckFailure.Unloadable, refused.Reason);
+        Assert.IsType<Microsoft.ML.OnnxRuntime.OnnxRuntimeException>(refused.InnerException);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
+using CloudEdge.EdgePipeline.Tracing;
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Storage;
@@ -14,7 +15,7 @@ namespace CloudEdge.EdgeAgent.Tests;
 
 /// <summary>Telemetry through the real embedded broker (our Kestrel connection handler) into the real pipeline.</summary>
 [Collection(OrtCollection.Name)]
-public sealed class IngestTests(OrtFixture ort)
+public sealed class IngestTests
 {
     private const string Password = "s3cret-device-password";
 
@@ -39,7 +40,7 @@ public sealed class IngestTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider();
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         await using var server = await StartBrokerAsync(harness, "sensor-1");
         await using var client = await RawMqttClient.ConnectAsync(server.TcpPort!.Value, "sensor-1", "sensor-1", Password);
 
@@ -51,7 +52,7 @@ public sealed class IngestTests(OrtFixture ort)
         for (var i = 2; i <= 40; i++)
         {
             var value = (1.2 + 0.05 * Math.Sin(i)).ToString("R", CultureInfo.InvariantCulture);
-            Assert.Equal(MqttReasonCode.Success, await client.PublishAsync("devices/sensor-1/telemetry", Json("sensor-1", "vibration", value, i, "mm/s", now), TelemetryPipeline.NewTraceParent()));
+            Assert.Equal(MqttReasonCode.Success, await client.PublishAsync("devices/sensor-1/telemetry", Json("sensor-1", "vibration", value, i, "mm/s", now), ReadingTraces.NewTraceParent()));
         }
         var spikeTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         Assert.Equal(MqttReasonCode.Success, await client.PublishAsync("devices/sensor-1/telemetry", Json("sensor-1", "vibration", "14.2", 41, "mm/s", now), spikeTrace));
@@ -68,7 +69,7 @@ public sealed class IngestTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider();
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         var rejected = new List<string>();
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
@@ -117,11 +118,11 @@ public sealed class IngestTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider();
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         await using var server = await StartBrokerAsync(harness, "sensor-4");
         var now = time.GetUtcNow();
         var spikeTrace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        var lines = Enumerable.Range(1, 40).Select(i => Json("sensor-4", "temperature", (24 + 0.1 * Math.Sin(i)).ToString("R", CultureInfo.InvariantCulture), i, "C", now, TelemetryPipeline.NewTraceParent()))
+        var lines = Enumerable.Range(1, 40).Select(i => Json("sensor-4", "temperature", (24 + 0.1 * Math.Sin(i)).ToString("R", CultureInfo.InvariantCulture), i, "C", now, ReadingTraces.NewTraceParent()))
             .Append(Json("sensor-4", "temperature", "38", 41, "C", now, spikeTrace));
 
         var start = new ProcessStartInfo("mosquitto_pub")

@@ -9,7 +9,7 @@ namespace CloudEdge.EdgeAgent.Tests;
 
 /// <summary>Over-the-air model updates against a loopback endpoint serving docs/uplink.md's OTA routes.</summary>
 [Collection(OrtCollection.Name)]
-public sealed class OtaTests(OrtFixture ort)
+public sealed class OtaTests
 {
     private static byte[] ModelBytes(string version) => File.ReadAllBytes(Path.Combine(ModelFiles.Directory(version), "anomaly.onnx"));
 
@@ -25,14 +25,14 @@ public sealed class OtaTests(OrtFixture ort)
     }
 
     private ModelUpdater Updater(PipelineHarness harness, SiloHttp http) =>
-        new(http, harness.Models, ort.Environment, new OtaOptions(), harness.DataDirectory, harness.Telemetry, TimeProvider.System);
+        new(http, harness.Models, new OtaOptions(), harness.DataDirectory, harness.Telemetry, TimeProvider.System);
 
     [Fact]
     public async Task A_new_version_is_verified_smoke_tested_and_swapped_in_without_losing_a_reading()
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider();
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         var state = Assign("v2", ModelBytes("v2"), ManifestJson("v2"));
         await using var silo = await FakeSilo.StartAsync(state);
         using var http = new SiloHttp(new UplinkOptions { SiloUrl = silo.Url, Token = state.Token }, "gw-test");
@@ -68,7 +68,7 @@ public sealed class OtaTests(OrtFixture ort)
         Assert.Equal("v2", summary.GetProperty("modelVersion").GetString());
 
         // A restart keeps the OTA model.
-        using var reloaded = ActiveModel.Load(ort.Environment, dir.Path, ModelFiles.Directory("v1"));
+        using var reloaded = ActiveModel.Load(dir.Path, ModelFiles.Directory("v1"));
         Assert.Equal("v2", reloaded.Version);
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(ModelBytes("v2"))), reloaded.Sha256);
     }
@@ -78,7 +78,7 @@ public sealed class OtaTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider();
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         // The Silo serves garbage under the sha256 its manifest declares: the checksum passes, ONNX Runtime refuses it.
         var garbage = ModelBytes("v2")[..200];
         var manifest = ManifestJson("v2").Replace(ModelFiles.Manifest("v2").Sha256!, Convert.ToHexStringLower(SHA256.HashData(garbage)));
@@ -108,7 +108,7 @@ public sealed class OtaTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider();
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         var bytes = ModelBytes("v2");
         var state = Assign("v2", bytes, ManifestJson("v2"));
         var tampered = (byte[])bytes.Clone();
@@ -129,7 +129,7 @@ public sealed class OtaTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider();
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         var state = new SiloState { DesiredJson = "{\"version\":3,\"model\":null}", DesiredVersion = 3 };
         await using var silo = await FakeSilo.StartAsync(state);
         using var http = new SiloHttp(new UplinkOptions { SiloUrl = silo.Url, Token = state.Token }, "gw-test");

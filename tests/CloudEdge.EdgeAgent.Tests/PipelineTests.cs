@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using CloudEdge.EdgePipeline.Tracing;
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Ingest;
@@ -11,7 +12,7 @@ namespace CloudEdge.EdgeAgent.Tests;
 
 /// <summary>The pipeline with real SQLite and real ONNX Runtime on a manual clock.</summary>
 [Collection(OrtCollection.Name)]
-public sealed class PipelineTests(OrtFixture ort)
+public sealed class PipelineTests
 {
     private static readonly DateTimeOffset Start = new(2026, 11, 21, 18, 0, 0, TimeSpan.Zero);
 
@@ -27,7 +28,7 @@ public sealed class PipelineTests(OrtFixture ort)
             var injected = series.GetProperty("anomalyIndices").EnumerateArray().Select(v => v.GetInt32()).ToHashSet();
             for (var i = 0; i < values.Length; i++)
             {
-                var reading = PipelineHarness.Reading($"{devicePrefix}-{kind}", kind, values[i], i + 1, Start.AddSeconds(i), TelemetryPipeline.NewTraceParent());
+                var reading = PipelineHarness.Reading($"{devicePrefix}-{kind}", kind, values[i], i + 1, Start.AddSeconds(i), ReadingTraces.NewTraceParent());
                 list.Add((reading, scores[i], injected.Contains(i)));
             }
         }
@@ -51,7 +52,7 @@ public sealed class PipelineTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider(Start);
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         var samples = Samples("v1");
         await FeedAsync(harness, samples.Select(s => s.Reading));
 
@@ -85,7 +86,7 @@ public sealed class PipelineTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider(Start);
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time, window: TimeSpan.FromMinutes(1));
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time, window: TimeSpan.FromMinutes(1));
         var samples = Samples("v1");
         var first = samples.Where(s => s.Reading.Seq <= 60).ToList();
         await FeedAsync(harness, first.Select(s => s.Reading));
@@ -131,7 +132,7 @@ public sealed class PipelineTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider(Start);
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         var reading = PipelineHarness.Reading("dev-1", SensorKind.Temperature, 21.5, 1, Start);
         Assert.Equal(AcceptResult.Accepted, await harness.Pipeline.AcceptAsync(reading, true, CancellationToken.None));
         Assert.Equal(AcceptResult.Duplicate, await harness.Pipeline.AcceptAsync(reading, true, CancellationToken.None));
@@ -148,14 +149,14 @@ public sealed class PipelineTests(OrtFixture ort)
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider(Start);
         var samples = Samples("v1").Where(s => s.Reading.Seq <= 50).ToList();
-        var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        var harness = await PipelineHarness.StartAsync(dir.Path, time);
         await FeedAsync(harness, samples.Take(100).Select(s => s.Reading));
         var alertsBefore = samples.Take(100).Count(s => s.Score >= 0.5);
         await Wait.UntilAsync(() => harness.Outbox.Count("alert") == alertsBefore, "alerts before the crash");
         // The crash: the process goes away with every window open (nothing flushed, nothing summarised).
         await harness.DisposeAsync();
 
-        await using var reopened = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var reopened = await PipelineHarness.StartAsync(dir.Path, time);
         Assert.Equal(alertsBefore, reopened.Outbox.Count("alert")); // recovery does not alert twice
         await FeedAsync(reopened, samples.Skip(100).Select(s => s.Reading));
         time.Advance(TimeSpan.FromMinutes(1));
@@ -172,7 +173,7 @@ public sealed class PipelineTests(OrtFixture ort)
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider(Start);
         var samples = Samples("v1").Where(s => s.Reading.DeviceId == "dev-Vibration").ToList();
-        var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        var harness = await PipelineHarness.StartAsync(dir.Path, time);
         await FeedAsync(harness, samples.Select(s => s.Reading));
         var expectedAlerts = samples.Count(s => s.Score >= 0.5);
         await Wait.UntilAsync(() => harness.Outbox.Count("alert") == expectedAlerts, "alerts");
@@ -183,7 +184,7 @@ public sealed class PipelineTests(OrtFixture ort)
         {
             EdgeDatabase.Execute(db, "DELETE FROM outbox; DELETE FROM sequences; UPDATE state SET value = 0 WHERE key = 'journal.processed';");
         }
-        await using var reopened = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var reopened = await PipelineHarness.StartAsync(dir.Path, time);
         var alerts = Items(reopened, "alert");
         Assert.Equal(expectedAlerts, alerts.Count);
         Assert.Equal(samples.Where(s => s.Score >= 0.5).Select(s => s.Reading.TraceParent), alerts.Select(a => a.Item.TraceParent));
@@ -196,7 +197,7 @@ public sealed class PipelineTests(OrtFixture ort)
         var time = new ManualTimeProvider(Start);
         var window = TimeSpan.FromSeconds(10);
         var first = Enumerable.Range(1, 5).Select(i => PipelineHarness.Reading("dev-1", SensorKind.Temperature, 21 + 0.01 * i, i, Start.AddSeconds(i))).ToList();
-        var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time, window: window);
+        var harness = await PipelineHarness.StartAsync(dir.Path, time, window: window);
         await FeedAsync(harness, first);
         time.Advance(window);
         await Wait.UntilAsync(() => harness.Outbox.Count("summary") == 1, "the first window's summary");
@@ -204,7 +205,7 @@ public sealed class PipelineTests(OrtFixture ort)
         await harness.DisposeAsync();
         using (var db = EdgeDatabase.Open(dir.Path)) Assert.Equal(first.Count, ReadingJournal.Count(db));
 
-        await using var reopened = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time, window: window);
+        await using var reopened = await PipelineHarness.StartAsync(dir.Path, time, window: window);
         Assert.Equal(0, reopened.Pipeline.OpenWindows);
         // The sensor resends its last reading: acknowledged, not counted again.
         Assert.Equal(AcceptResult.Duplicate, await reopened.Pipeline.AcceptAsync(first[^1], true, CancellationToken.None));
@@ -233,20 +234,20 @@ public sealed class PipelineTests(OrtFixture ort)
     {
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider(Start);
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time);
         var steady = Enumerable.Range(1, 40).Select(i => PipelineHarness.Reading("dev-1", SensorKind.Vibration, 1.2 + 0.05 * Math.Sin(i), i, Start.AddSeconds(i))).ToList();
         foreach (var reading in steady) await FeedAsync(harness, [reading]);
         Assert.Equal(0, harness.Outbox.Count("alert"));
 
         // The model breaks under the pipeline: scoring throws. The reading is journaled all the same, so acknowledged.
         harness.Models.Current.Dispose();
-        var spike = PipelineHarness.Reading("dev-1", SensorKind.Vibration, 14.2, 41, Start.AddSeconds(41), TelemetryPipeline.NewTraceParent());
+        var spike = PipelineHarness.Reading("dev-1", SensorKind.Vibration, 14.2, 41, Start.AddSeconds(41), ReadingTraces.NewTraceParent());
         Assert.Equal(AcceptResult.Accepted, await harness.Pipeline.AcceptAsync(spike, true, CancellationToken.None));
         using (var db = EdgeDatabase.Open(dir.Path)) Assert.Equal(41, ReadingJournal.Count(db));
         Assert.Equal(0, harness.Outbox.Count("alert"));
 
         // A working model again: before the next batch the state is rebuilt from the journal, the spike scored once.
-        harness.Models.Swap(AnomalyModel.LoadDirectory(ort.Environment, ModelFiles.Directory("v1")));
+        harness.Models.Swap(AnomalyModel.LoadDirectory(ModelFiles.Directory("v1")));
         time.Advance(harness.Options.TickInterval);
         await Wait.UntilAsync(() => harness.Outbox.Count("alert") == 1, "the spike's alert after the rebuild");
         var alert = Assert.Single(Items(harness, "alert"));
@@ -263,7 +264,7 @@ public sealed class PipelineTests(OrtFixture ort)
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider(Start);
         var bound = new OutboxOptions { MaxBytes = 12_000, SummaryMaxAge = TimeSpan.FromHours(1), AlertMaxAge = TimeSpan.FromDays(1) };
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time, window: TimeSpan.FromSeconds(10), outbox: bound);
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time, window: TimeSpan.FromSeconds(10), outbox: bound);
         var dropped = new List<(long Value, string? Type, string? Reason)>();
         using var listener = new System.Diagnostics.Metrics.MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
@@ -332,7 +333,7 @@ public sealed class PipelineTests(OrtFixture ort)
         using var dir = new TempDirectory();
         var time = new ManualTimeProvider(Start);
         // Not started yet: nothing drains the queue of two.
-        await using var harness = await PipelineHarness.StartAsync(dir.Path, ort.Environment, time, start: false,
+        await using var harness = await PipelineHarness.StartAsync(dir.Path, time, start: false,
             configure: o => { o.IngestCapacity = 2; o.IngestFullWait = TimeSpan.FromSeconds(5); });
         var queued = new[]
         {

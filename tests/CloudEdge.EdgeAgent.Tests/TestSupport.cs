@@ -3,7 +3,8 @@ using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Inference;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Outbox;
-using CloudEdge.Onnx;
+using CloudEdge.EdgePipeline.Uplink;
+using Microsoft.ML.OnnxRuntime;
 
 namespace CloudEdge.EdgeAgent.Tests;
 
@@ -26,12 +27,19 @@ internal sealed class TempDirectory : IDisposable
     }
 }
 
-/// <summary>One ONNX Runtime environment for the whole test assembly, as in a real process.</summary>
-public sealed class OrtFixture : IDisposable
+/// <summary>
+/// The process's one ONNX Runtime environment, created before any session: fatal errors only, since tests provoke
+/// errors on purpose and ONNX Runtime would also print each to stderr.
+/// </summary>
+public sealed class OrtFixture
 {
-    public OrtEnvironment Environment { get; } = OrtEnvironment.Create(new OrtEnvironmentOptions { LogLevel = OnnxLogLevel.Fatal });
+    public OrtFixture()
+    {
+        var options = new EnvironmentCreationOptions { logId = "CloudEdge.EdgeAgent.Tests", logLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
+        Environment = OrtEnv.IsCreated ? OrtEnv.Instance() : OrtEnv.CreateInstanceWithOptions(ref options);
+    }
 
-    public void Dispose() => Environment.Dispose();
+    public OrtEnv Environment { get; }
 }
 
 [CollectionDefinition(Name)]
@@ -42,7 +50,18 @@ public sealed class OrtCollection : ICollectionFixture<OrtFixture>
 
 internal static class ModelFiles
 {
-    public static string Directory(string version) => Path.Combine(AppContext.BaseDirectory, "models", "anomaly", version);
+    public static string Root => Path.Combine(AppContext.BaseDirectory, "models", "anomaly");
+
+    public static string Directory(string version) => Path.Combine(Root, version);
+
+    public static string ModelPath(string version) => Path.Combine(Directory(version), "anomaly.onnx");
+
+    /// <summary>The version folders (v1, v2, ...) in version order.</summary>
+    public static IEnumerable<string> Versions() =>
+        System.IO.Directory.GetDirectories(Root, "v*").Select(Path.GetFileName).OfType<string>()
+            .Where(n => int.TryParse(n[1..], out _)).OrderBy(n => int.Parse(n[1..]));
+
+    public static JsonElement ManifestJson(string version) => JsonDocument.Parse(File.ReadAllText(Path.Combine(Directory(version), "manifest.json"))).RootElement;
 
     public static JsonElement Samples(string version) => JsonDocument.Parse(File.ReadAllText(Path.Combine(Directory(version), "samples.json"))).RootElement;
 
@@ -53,15 +72,15 @@ internal static class ModelFiles
 /// <summary>The real pipeline (SQLite in a temp folder, the committed model in ONNX Runtime) on a manual clock.</summary>
 internal sealed class PipelineHarness : IAsyncDisposable
 {
-    private PipelineHarness(string dataDirectory, OrtEnvironment ort, ManualTimeProvider time, EdgePipelineOptions options, OutboxOptions outboxOptions, string modelVersion)
+    private PipelineHarness(string dataDirectory, ManualTimeProvider time, EdgePipelineOptions options, OutboxOptions outboxOptions, string modelVersion)
     {
         DataDirectory = dataDirectory;
         Time = time;
         Options = options;
         Telemetry = new EdgeTelemetry();
         Outbox = new OutboxStore(dataDirectory, outboxOptions, Telemetry);
-        Models = new ModelSlot(AnomalyModel.LoadDirectory(ort, ModelFiles.Directory(modelVersion)));
-        Pipeline = new TelemetryPipeline(options, Outbox, Models, Telemetry, time);
+        Models = new ModelSlot(AnomalyModel.LoadDirectory(ModelFiles.Directory(modelVersion)));
+        Pipeline = new TelemetryPipeline(options, Outbox, Wakeup, Models, Telemetry, time);
     }
 
     public string DataDirectory { get; }
@@ -69,10 +88,12 @@ internal sealed class PipelineHarness : IAsyncDisposable
     public EdgePipelineOptions Options { get; }
     public EdgeTelemetry Telemetry { get; }
     public OutboxStore Outbox { get; }
+    /// <summary>What the pipeline notifies after each commit (an uplink sender would wait on it).</summary>
+    public UplinkWakeup Wakeup { get; } = new();
     public ModelSlot Models { get; }
     public TelemetryPipeline Pipeline { get; }
 
-    public static async Task<PipelineHarness> StartAsync(string dataDirectory, OrtEnvironment ort, ManualTimeProvider time,
+    public static async Task<PipelineHarness> StartAsync(string dataDirectory, ManualTimeProvider time,
         TimeSpan? window = null, OutboxOptions? outbox = null, string modelVersion = "v1", Action<EdgePipelineOptions>? configure = null, bool start = true)
     {
         var options = new EdgePipelineOptions
@@ -83,7 +104,7 @@ internal sealed class PipelineHarness : IAsyncDisposable
             TickInterval = TimeSpan.FromSeconds(1),
         };
         configure?.Invoke(options);
-        var harness = new PipelineHarness(dataDirectory, ort, time, options, outbox ?? new OutboxOptions(), modelVersion);
+        var harness = new PipelineHarness(dataDirectory, time, options, outbox ?? new OutboxOptions(), modelVersion);
         if (start) await harness.Pipeline.StartAsync(CancellationToken.None);
         return harness;
     }
@@ -96,6 +117,7 @@ internal sealed class PipelineHarness : IAsyncDisposable
         await Pipeline.DisposeAsync();
         Models.Dispose();
         Outbox.Dispose();
+        Wakeup.Dispose();
         Telemetry.Dispose();
     }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using CloudEdge.EdgePipeline.Tracing;
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Outbox;
@@ -19,7 +20,7 @@ internal static class UplinkTestItems
 {
     private static readonly DateTimeOffset Now = new(2026, 11, 21, 18, 0, 0, TimeSpan.Zero);
 
-    public static void Alerts(OutboxStore outbox, string dataDirectory, IEnumerable<string> devices, int perDevice, ref long readingSeq)
+    public static void Alerts(OutboxStore outbox, UplinkWakeup wakeup, string dataDirectory, IEnumerable<string> devices, int perDevice, ref long readingSeq)
     {
         using var db = EdgeDatabase.Open(dataDirectory);
         using var transaction = db.BeginTransaction();
@@ -27,25 +28,25 @@ internal static class UplinkTestItems
         {
             foreach (var device in devices)
             {
-                var reading = new SensorReading(device, SensorKind.Vibration, 9.5, Now, ++readingSeq, TelemetryPipeline.NewTraceParent(), null);
+                var reading = new SensorReading(device, SensorKind.Vibration, 9.5, Now, ++readingSeq, ReadingTraces.NewTraceParent(), null);
                 outbox.InsertAlert(db, transaction, reading, 0.97, 0.5, "v1", reading.TraceParent!, Now);
             }
         }
         transaction.Commit();
-        outbox.NotifyNewItems();
+        wakeup.ItemsCommitted(alert: true);
     }
 
     /// <summary>A closed window's summary, committed and notified as the pipeline does it.</summary>
-    public static void Summary(OutboxStore outbox, string dataDirectory, string device, int window)
+    public static void Summary(OutboxStore outbox, UplinkWakeup wakeup, string dataDirectory, string device, int window)
     {
         var start = Now.AddMinutes(window);
         var summary = new WindowAccumulator(device, SensorKind.Vibration, start, start.AddMinutes(1), 32);
         summary.Add(2.5, 0.1, false, "v1", null);
         using var db = EdgeDatabase.Open(dataDirectory);
         using var transaction = db.BeginTransaction();
-        Assert.True(outbox.InsertSummary(db, transaction, summary, TelemetryPipeline.NewTraceParent(), Now));
+        Assert.True(outbox.InsertSummary(db, transaction, summary, ReadingTraces.NewTraceParent(), Now));
         transaction.Commit();
-        outbox.NotifyNewItems();
+        wakeup.ItemsCommitted(alert: false);
     }
 }
 
@@ -79,19 +80,20 @@ public sealed class UplinkTests
         var port = silo.Port;
         using var telemetry = new EdgeTelemetry();
         var outbox = new OutboxStore(dir.Path, new OutboxOptions(), telemetry);
+        using var wakeup = new UplinkWakeup();
         string[] devices = ["dev-0", "dev-1", "dev-2", "dev-3", "dev-4"];
         long readingSeq = 0;
-        UplinkTestItems.Alerts(outbox, dir.Path, [.. devices, "dev-stranger"], 50, ref readingSeq);
+        UplinkTestItems.Alerts(outbox, wakeup, dir.Path, [.. devices, "dev-stranger"], 50, ref readingSeq);
 
         var options = Options(silo.Url, state);
         var http = new SiloHttp(options, "gw-test");
-        var sender = new UplinkSender(http, outbox, options, telemetry, TimeProvider.System);
+        var sender = new UplinkSender(http, outbox, wakeup, options, telemetry, TimeProvider.System);
         await sender.StartAsync(CancellationToken.None);
         await Wait.UntilAsync(() => state.Snapshot().Count >= 100, "first items applied");
 
         // The Silo dies; the agent keeps producing while it is down, then the agent restarts too.
         await silo.DisposeAsync();
-        UplinkTestItems.Alerts(outbox, dir.Path, devices, 20, ref readingSeq);
+        UplinkTestItems.Alerts(outbox, wakeup, dir.Path, devices, 20, ref readingSeq);
         await sender.StopAsync(CancellationToken.None);
         sender.Dispose();
         http.Dispose();
@@ -99,7 +101,7 @@ public sealed class UplinkTests
 
         outbox = new OutboxStore(dir.Path, new OutboxOptions(), telemetry);
         http = new SiloHttp(options, "gw-test");
-        sender = new UplinkSender(http, outbox, options, telemetry, TimeProvider.System);
+        sender = new UplinkSender(http, outbox, wakeup, options, telemetry, TimeProvider.System);
         await sender.StartAsync(CancellationToken.None);
         silo = await FakeSilo.StartAsync(state, port);
         try
@@ -151,14 +153,15 @@ public sealed class UplinkTests
         await using var silo = await FakeSilo.StartAsync(state);
         using var telemetry = new EdgeTelemetry();
         using var outbox = new OutboxStore(dir.Path, new OutboxOptions(), telemetry);
+        using var wakeup = new UplinkWakeup();
         long seq = 0;
-        UplinkTestItems.Alerts(outbox, dir.Path, ["dev-0"], 3, ref seq);
+        UplinkTestItems.Alerts(outbox, wakeup, dir.Path, ["dev-0"], 3, ref seq);
         var options = Options(silo.Url, state);
         options.Token = "not-the-token";
         using var http = new SiloHttp(options, "gw-test");
-        using var sender = new UplinkSender(http, outbox, options, telemetry, TimeProvider.System);
+        using var sender = new UplinkSender(http, outbox, wakeup, options, telemetry, TimeProvider.System);
         var (outcome, _) = await sender.SendOnceAsync(CancellationToken.None);
-        Assert.Equal(UplinkOutcome.Failed, outcome);
+        Assert.Equal(UplinkAttempt.Failed, outcome);
         Assert.Equal(3, outbox.Count());
         Assert.Empty(state.Applied);
         Assert.Equal(0, outbox.DeadLetterCount());
@@ -172,11 +175,12 @@ public sealed class UplinkTests
         await using var silo = await FakeSilo.StartAsync(state);
         using var telemetry = new EdgeTelemetry();
         using var outbox = new OutboxStore(dir.Path, new OutboxOptions(), telemetry);
+        using var wakeup = new UplinkWakeup();
         long seq = 0;
-        UplinkTestItems.Alerts(outbox, dir.Path, ["dev-0", "dev-1"], 20, ref seq);
+        UplinkTestItems.Alerts(outbox, wakeup, dir.Path, ["dev-0", "dev-1"], 20, ref seq);
         var options = Options(silo.Url, state);
         using var http = new SiloHttp(options, "gw-test");
-        using var sender = new UplinkSender(http, outbox, options, telemetry, TimeProvider.System);
+        using var sender = new UplinkSender(http, outbox, wakeup, options, telemetry, TimeProvider.System);
         for (var i = 0; i < 50 && outbox.Count() > 0; i++) await sender.SendOnceAsync(CancellationToken.None);
 
         Assert.Equal(0, outbox.Count());
@@ -373,6 +377,7 @@ public sealed class UplinkTimingTests
         public ManualTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 21, 18, 0, 0, TimeSpan.Zero));
         public SiloState State { get; } = new();
         public OutboxStore Outbox { get; }
+        public UplinkWakeup Wakeup { get; } = new();
         public Task FirstRequestHeld => _held.Task;
         public TimeSpan Elapsed => Time.GetUtcNow() - _start;
 
@@ -405,7 +410,7 @@ public sealed class UplinkTimingTests
             };
             configure?.Invoke(options);
             uplink._http = new SiloHttp(options, uplink.State.GatewayId);
-            uplink._sender = new UplinkSender(uplink._http, uplink.Outbox, options, uplink._telemetry, uplink._timers);
+            uplink._sender = new UplinkSender(uplink._http, uplink.Outbox, uplink.Wakeup, options, uplink._telemetry, uplink._timers);
             if (startSender) await uplink.StartSenderAsync();
             return uplink;
         }
@@ -441,9 +446,9 @@ public sealed class UplinkTimingTests
 
         public Task StartSenderAsync() => _sender.StartAsync(CancellationToken.None);
 
-        public void Summary(string device, int window) => UplinkTestItems.Summary(Outbox, _directory.Path, device, window);
+        public void Summary(string device, int window) => UplinkTestItems.Summary(Outbox, Wakeup, _directory.Path, device, window);
 
-        public void Alert(string device) => UplinkTestItems.Alerts(Outbox, _directory.Path, [device], 1, ref _readingSeq);
+        public void Alert(string device) => UplinkTestItems.Alerts(Outbox, Wakeup, _directory.Path, [device], 1, ref _readingSeq);
 
         public void ReleaseFirstRequest() => _release.TrySetResult();
 
@@ -462,6 +467,7 @@ public sealed class UplinkTimingTests
             await _silo.StopAsync();
             await _silo.DisposeAsync();
             Outbox.Dispose();
+            Wakeup.Dispose();
             _telemetry.Dispose();
             _directory.Dispose();
         }

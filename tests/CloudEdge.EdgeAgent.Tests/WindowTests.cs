@@ -1,3 +1,4 @@
+using CloudEdge.EdgePipeline.Tracing;
 using CloudEdge.EdgePipeline;
 using CloudEdge.EdgePipeline.Ingest;
 using CloudEdge.EdgePipeline.Windows;
@@ -14,7 +15,7 @@ public sealed class WindowTests
         var values = Enumerable.Range(0, 5000).Select(_ => 1013.25 + random.NextDouble() * 0.01).ToArray();
         var start = new DateTimeOffset(2026, 11, 21, 18, 0, 0, TimeSpan.Zero);
         var window = new WindowAccumulator("dev-1", SensorKind.Pressure, start, start.AddMinutes(1), 8);
-        for (var i = 0; i < values.Length; i++) window.Add(values[i], i == 10 ? 0.9 : 0.1, i == 10, "v1", TelemetryPipeline.NewTraceParent());
+        for (var i = 0; i < values.Length; i++) window.Add(values[i], i == 10 ? 0.9 : 0.1, i == 10, "v1", ReadingTraces.NewTraceParent());
 
         var mean = values.Average();
         var std = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / values.Length);
@@ -34,9 +35,9 @@ public sealed class WindowTests
     {
         var start = DateTimeOffset.UnixEpoch;
         var window = new WindowAccumulator("dev-1", SensorKind.Vibration, start, start.AddMinutes(1), 4);
-        var normal = Enumerable.Range(0, 10).Select(_ => TelemetryPipeline.NewTraceParent()).ToArray();
+        var normal = Enumerable.Range(0, 10).Select(_ => ReadingTraces.NewTraceParent()).ToArray();
         foreach (var tp in normal) window.Add(1, 0.1, false, "v1", tp);
-        var anomalous = TelemetryPipeline.NewTraceParent();
+        var anomalous = ReadingTraces.NewTraceParent();
         window.Add(9, 0.99, true, "v1", anomalous);
         var links = window.Links.ToList();
         Assert.Equal(4, links.Count);

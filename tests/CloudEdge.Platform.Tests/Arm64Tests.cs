@@ -1,66 +1,76 @@
+using System.Text.Json.Nodes;
+using CloudEdge.Testing.Otlp;
+using CloudEdge.Testing.Sse;
+
 namespace CloudEdge.Platform.Tests;
 
 /// <summary>
-/// The edge agent is one portable, framework-dependent build for linux-x64 and linux-arm64. Its code is IL; what
-/// is architecture-specific is the native libraries the build ships under <c>runtimes/linux-arm64/native/</c>.
-/// The agent itself cannot run under emulation here (no arm64 .NET runtime restores on these machines:
-/// docs/edge-agent.md, "What is verified on arm64"), so this loads those two libraries in an AArch64 process under
-/// Debian's qemu-aarch64, as the .NET host on an arm64 box would.
+/// The edge agent as an ARM gateway runs it: <c>dotnet publish EdgeAgent -r linux-arm64 --self-contained</c> (as the
+/// Dockerfile does), started under Debian's qemu-aarch64 (with Debian's arm64 glibc, OpenSSL and libstdc++) as a real process with its embedded broker. The x64 simulator
+/// publishes to it, it scores on the arm64 ONNX Runtime, journals in the arm64 SQLite and uplinks to an x64 Silo; the
+/// alert reaches the Silo's SSE alerts stream carrying the trace the sensor started.
 /// </summary>
 public sealed class Arm64Tests
 {
-    /// <summary>
-    /// Loads SQLite and ONNX Runtime from the given paths and prints their versions; ONNX Runtime must serve the C
-    /// API version the agent's binding asks for (Onnx/: GetApi(23)). OrtApiBase is the C API's first, stable struct.
-    /// </summary>
-    private const string Probe = """
-        #include <dlfcn.h>
-        #include <stdio.h>
-        typedef struct { const void* (*GetApi)(unsigned version); const char* (*GetVersionString)(void); } OrtApiBase;
-        int main(int argc, char** argv) {
-          if (argc != 3) return 2;
-          void* sqlite = dlopen(argv[1], RTLD_NOW);
-          if (!sqlite) { printf("sqlite load failed: %s\n", dlerror()); return 1; }
-          const char* (*sqliteVersion)(void) = (const char* (*)(void))dlsym(sqlite, "sqlite3_libversion");
-          if (!sqliteVersion) { printf("sqlite3_libversion missing\n"); return 1; }
-          printf("sqlite %s\n", sqliteVersion());
-          void* ort = dlopen(argv[2], RTLD_NOW);
-          if (!ort) { printf("onnxruntime load failed: %s\n", dlerror()); return 1; }
-          const OrtApiBase* (*apiBase)(void) = (const OrtApiBase* (*)(void))dlsym(ort, "OrtGetApiBase");
-          if (!apiBase) { printf("OrtGetApiBase missing\n"); return 1; }
-          printf("onnxruntime %s, C API 23 %s\n", apiBase()->GetVersionString(), apiBase()->GetApi(23) ? "served" : "refused");
-          return 0;
-        }
-        """;
-
     [Fact]
-    public async Task The_agents_arm64_native_libraries_load_in_an_aarch64_process()
+    public async Task The_linux_arm64_agent_under_qemu_turns_simulated_readings_into_an_alert_on_the_silos_sse_stream()
     {
-        var native = Path.Combine(Path.GetDirectoryName(EdgeAgentProcess.Dll)!, "runtimes", "linux-arm64", "native");
-        var sqlite = Path.Combine(native, "libe_sqlite3.so");
-        var onnxRuntime = Path.Combine(native, "libonnxruntime.so.1");
-        Assert.True(File.Exists(sqlite), $"{sqlite} is not in the agent's build output");
-        Assert.True(File.Exists(onnxRuntime), $"{onnxRuntime} is not in the agent's build output");
-
-        var directory = RepositoryLayout.NewTempDirectory("cloudedge-arm64");
+        var publish = RepositoryLayout.NewTempDirectory("cloudedge-arm64-agent");
         try
         {
-            var source = Path.Combine(directory, "probe.c");
-            var probe = Path.Combine(directory, "probe");
-            await File.WriteAllTextAsync(source, Probe);
-            // libm and libpthread as the .NET host has them loaded (SQLite's build leaves trunc() etc. to the process).
-            var compile = await ExternalProcess.RunAsync("aarch64-linux-gnu-gcc", ["-O1", "-o", probe, source, "-Wl,--no-as-needed", "-lm", "-ldl", "-lpthread"], TimeSpan.FromMinutes(2));
-            Assert.True(compile.ExitCode == 0, $"aarch64-linux-gnu-gcc: {compile.Stderr}");
+            var project = Path.Combine(RepositoryLayout.Root, "EdgeAgent", "CloudEdge.EdgeAgent.csproj");
+            var published = await ExternalProcess.RunAsync("dotnet",
+                ["publish", project, "-c", RepositoryLayout.Configuration, "-r", "linux-arm64", "--self-contained", "-o", publish, "-nologo", "-v", "quiet"],
+                TimeSpan.FromMinutes(8), RepositoryLayout.Root, new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" });
+            Assert.True(published.ExitCode == 0, $"dotnet publish -r linux-arm64 exited with {published.ExitCode}\n{published.StdoutText}\n{published.Stderr}");
 
-            var run = await ExternalProcess.RunAsync("qemu-aarch64", ["-L", "/usr/aarch64-linux-gnu", probe, sqlite, onnxRuntime], TimeSpan.FromMinutes(2));
-            var output = run.StdoutText;
-            Assert.True(run.ExitCode == 0, $"qemu-aarch64 probe exited with {run.ExitCode}: {output}{run.Stderr}");
-            Assert.Contains("sqlite 3.", output);
-            Assert.Contains("onnxruntime 1.23.0, C API 23 served", output);
+            // One self-contained folder: the arm64 host, ONNX Runtime and SQLite at its top, no other architecture's.
+            var agent = Path.Combine(publish, "CloudEdge.EdgeAgent");
+            foreach (var native in new[] { agent, Path.Combine(publish, "libonnxruntime.so"), Path.Combine(publish, "libe_sqlite3.so"), Path.Combine(publish, "libcoreclr.so") })
+            {
+                Assert.True(File.Exists(native), $"{native} is not in the arm64 publish");
+                Assert.Equal(Elf.Aarch64, Elf.Machine(native));
+            }
+            Assert.False(Directory.Exists(Path.Combine(publish, "runtimes")), "a self-contained publish for one runtime carries no runtimes/ tree");
+
+            await using var otlp = await OtlpReceiver.StartAsync();
+            await using var platform = await LocalPlatform.StartAsync(new LocalPlatformOptions
+            {
+                Devices = 1,
+                // The arm64 glibc, OpenSSL and libstdc++ are Debian's multiarch packages at their usual paths, so no
+                // QEMU_LD_PREFIX (the cross toolchain's older glibc under /usr/aarch64-linux-gnu would mix with them and
+                // hang CoreCLR's start). -E sets the variable for the emulated process only (no arm64 ICU installed).
+                AgentCommand = ["qemu-aarch64", "-E", "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1", agent],
+                // Every arm64 instruction is emulated: the agent's start takes minutes on a loaded 2-core machine.
+                AgentStartTimeout = TimeSpan.FromMinutes(8),
+                Environment = new Dictionary<string, string?>
+                {
+                    ["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp.Endpoint,
+                    ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
+                },
+            });
+            Assert.Contains("qemu-aarch64", await File.ReadAllTextAsync($"/proc/{platform.Agent.Process.Id}/cmdline"));
+            await using var sse = await SseFollower.OpenAsync(platform.Silo.Url, "api/v1/live/alerts", platform.AdminToken);
+
+            // Enough readings at 5% anomalies (seeded) that spikes land after the model's 32-reading history fills.
+            await using (var simulator = SimulatorProcess.Start(platform.Simulator(1) with { Rate = 20, Count = 160, AnomalyRate = 0.05, Seed = 7 }))
+            {
+                Assert.True(await simulator.WaitForExitAsync(TimeSpan.FromMinutes(8)) == 0, simulator.Output);
+            }
+
+            var alert = await sse.WaitForAsync(e => e.Event == "alert", "an alert from the arm64 agent on the Silo's alerts stream\n" + platform.Diagnostics(), TimeSpan.FromMinutes(10));
+            var traceId = (string?)alert.Data["traceId"];
+            Assert.True(traceId is { Length: 32 }, $"the alert event carries a trace id: {alert.Data.ToJsonString()}");
+            Assert.Equal(platform.DeviceIds[0], (string?)(alert.Data["alert"]?["deviceId"] ?? alert.Data["deviceId"]));
+            Assert.Equal(traceId, ((string?)alert.Data["alert"]?["traceParent"])?[3..35]);
+            // The trace is the sensor's: the simulator's publish span started it.
+            await Wait.UntilAsync(() => otlp.Spans.Any(s => s is { ServiceName: "cloudedge-simulator", Name: "publish" } && s.TraceId == traceId),
+                $"the simulator's publish span of trace {traceId}\n{platform.Diagnostics()}", TimeSpan.FromMinutes(2));
+            Assert.False(platform.Agent.Process.HasExited, platform.Diagnostics());
         }
         finally
         {
-            Directory.Delete(directory, recursive: true);
+            Directory.Delete(publish, recursive: true);
         }
     }
 }

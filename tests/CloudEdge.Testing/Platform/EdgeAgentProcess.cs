@@ -23,6 +23,12 @@ public sealed record EdgeAgentSettings(string GatewayId, string DataDirectory, s
     public IReadOnlyDictionary<string, string?> Environment { get; init; } = new Dictionary<string, string?>();
 
     public string? LogFile { get; init; }
+
+    /// <summary>
+    /// What runs the agent instead of <c>dotnet CloudEdge.EdgeAgent.dll</c>: a program and its first arguments, e.g.
+    /// <c>qemu-aarch64</c> and a self-contained linux-arm64 publish. The agent's flags follow.
+    /// </summary>
+    public IReadOnlyList<string>? Command { get; init; }
 }
 
 /// <summary>
@@ -73,7 +79,9 @@ public sealed class EdgeAgentProcess : IAsyncDisposable
             arguments.Add(value);
         }
 
-        var process = HostProcess.Start($"edge-agent {settings.GatewayId}", Dll, arguments, settings.Environment, settings.LogFile);
+        var process = settings.Command is { Count: > 0 } command
+            ? HostProcess.StartCommand($"edge-agent {settings.GatewayId}", command, settings.DataDirectory, arguments, settings.Environment, settings.LogFile)
+            : HostProcess.Start($"edge-agent {settings.GatewayId}", Dll, arguments, settings.Environment, settings.LogFile);
         var agent = new EdgeAgentProcess(process, settings);
         try
         {

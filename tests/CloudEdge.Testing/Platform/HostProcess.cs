@@ -57,18 +57,24 @@ public sealed class HostProcess : IAsyncDisposable
     }
 
     /// <summary>Starts <c>dotnet {dll} {arguments}</c> with the given environment (null removes a variable).</summary>
-    public static HostProcess Start(string name, string dll, IEnumerable<string> arguments, IReadOnlyDictionary<string, string?>? environment = null, string? logFile = null)
+    public static HostProcess Start(string name, string dll, IEnumerable<string> arguments, IReadOnlyDictionary<string, string?>? environment = null, string? logFile = null) =>
+        StartCommand(name, ["dotnet", dll], Path.GetDirectoryName(dll)!, arguments, environment, logFile);
+
+    /// <summary>
+    /// Starts <paramref name="command"/> (a program and its first arguments, e.g. <c>qemu-aarch64</c> and a published
+    /// agent) followed by <paramref name="arguments"/>, in <paramref name="workingDirectory"/>.
+    /// </summary>
+    public static HostProcess StartCommand(string name, IReadOnlyList<string> command, string workingDirectory, IEnumerable<string> arguments, IReadOnlyDictionary<string, string?>? environment = null, string? logFile = null)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(command[0])
         {
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            WorkingDirectory = workingDirectory,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add(dll);
-        foreach (var argument in arguments)
+        foreach (var argument in command.Skip(1).Concat(arguments))
         {
             info.ArgumentList.Add(argument);
         }

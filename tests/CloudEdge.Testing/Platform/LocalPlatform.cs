@@ -20,6 +20,12 @@ public sealed record LocalPlatformOptions
 
     /// <summary>Environment for every process started (e.g. OTEL_EXPORTER_OTLP_ENDPOINT).</summary>
     public IReadOnlyDictionary<string, string?> Environment { get; init; } = new Dictionary<string, string?>();
+
+    /// <summary>Runs the agent with this command instead of its x64 build (<see cref="EdgeAgentSettings.Command"/>).</summary>
+    public IReadOnlyList<string>? AgentCommand { get; init; }
+
+    /// <summary>How long the agent may take until its MQTT port accepts connections (default 2 minutes).</summary>
+    public TimeSpan? AgentStartTimeout { get; init; }
 }
 
 /// <summary>
@@ -84,7 +90,8 @@ public sealed class LocalPlatform : IAsyncDisposable
                 Configuration = options.AgentConfiguration,
                 Environment = options.Environment,
                 LogFile = Path.Combine(platform.Directory, "edge-agent.log"),
-            });
+                Command = options.AgentCommand,
+            }, options.AgentStartTimeout);
             return platform;
         }
         catch
