@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using CloudEdge.DeviceSdk;
-using CloudEdge.Mqtt;
 using CloudEdge.Testing;
 using CloudEdge.Testing.Platform;
 
