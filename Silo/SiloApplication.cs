@@ -21,7 +21,7 @@ internal static class SiloApplication
         builder.AddSiloTelemetry();
         builder.AddSiloAuthentication();
         builder.AddSiloRateLimiting();
-        builder.AddSiloRuntime();
+        builder.AddSiloOrleans();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.AddSiloEdge();
         builder.AddSiloLive();
@@ -45,7 +45,7 @@ internal static class SiloApplication
             }));
         builder.Services.AddExceptionHandler<DomainExceptionHandler>();
         builder.AddSiloOpenApi();
-        builder.Services.AddHealthChecks().AddCheck<RuntimeHealthCheck>("runtime", tags: ["ready"]);
+        builder.Services.AddHealthChecks().AddCheck<SiloHealthCheck>("silo", tags: ["ready"]);
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();

@@ -137,6 +137,8 @@ internal sealed class GatewayGrain : Grain, IGatewayGrain
         S.DesiredModel = command.Model;
         S.DesiredVersion++;
         S.DesiredUpdatedAt = time.GetUtcNow();
+        var change = new DeviceEvent(PlatformStreams.DesiredEvent, null, GatewayId, S.DesiredUpdatedAt.Value, null, null, null);
+        outbox.Add(change, [PlatformStreams.Format(PlatformStreams.DesiredStream(GatewayId))], TraceContext.CurrentCall());
         await SaveAsync();
         return Desired();
     }

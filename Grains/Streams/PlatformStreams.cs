@@ -24,6 +24,9 @@ public static class PlatformStreams
     /// <summary>Per user (key: user id): the changes of their orders.</summary>
     public const string Orders = "orders";
 
+    /// <summary>Per gateway (key: gateway id): a <see cref="DesiredEvent"/> at each change of its desired model (wakes long-polls).</summary>
+    public const string Desired = "desired";
+
     /// <summary>The key of the fleet-wide streams.</summary>
     public const string Fleet = "fleet";
 
@@ -34,9 +37,13 @@ public static class PlatformStreams
 
     public const string StatusEvent = "status";
 
+    public const string DesiredEvent = "desired";
+
     public static StreamId DeviceStream(string deviceId) => StreamId.Create(Device, deviceId);
 
     public static StreamId GatewayStream(string gatewayId) => StreamId.Create(Gateway, gatewayId);
+
+    public static StreamId DesiredStream(string gatewayId) => StreamId.Create(Desired, gatewayId);
 
     public static StreamId AlertsStream { get; } = StreamId.Create(Alerts, Fleet);
 

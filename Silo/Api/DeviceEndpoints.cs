@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Mvc;
 using System.Text.Json;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Auth;
 
 namespace CloudEdge.Silo.Api;

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Auth;
 using CloudEdge.Silo.Hosting;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
+using Orleans.Storage;
 
 namespace CloudEdge.Silo.Api;
 
@@ -78,6 +78,7 @@ internal sealed partial class DomainExceptionHandler(IProblemDetailsService prob
         EntityNotFoundException e => Problem(StatusCodes.Status404NotFound, "Not found", e.Message, e.Code),
         DomainConflictException e => Problem(StatusCodes.Status409Conflict, "Conflict", e.Message, e.Code),
         RuleViolationException e => Problem(StatusCodes.Status422UnprocessableEntity, "Rule violated", e.Message, e.Code),
+        // Orleans' storage refuses a write with a stale ETag (two activations of one grain wrote the same record).
         InconsistentStateException => Problem(StatusCodes.Status409Conflict, "Conflict",
             "The entity was changed by another writer at the same time; read it again and retry.", "etag_conflict"),
         RequestRejectedException e => Problem(e.StatusCode, e.StatusCode switch
@@ -92,7 +93,7 @@ internal sealed partial class DomainExceptionHandler(IProblemDetailsService prob
             e.InnerException is System.Text.Json.JsonException json ? $"{e.Message} {json.Message}" : e.Message,
             e.StatusCode == StatusCodes.Status400BadRequest ? "malformed_request" : "bad_request"),
         SiloUnavailableException e => Problem(StatusCodes.Status503ServiceUnavailable, "Unavailable", e.Message, "silo_unavailable"),
-        GrainCallTimeoutException => Problem(StatusCodes.Status503ServiceUnavailable, "Unavailable", "The request timed out inside the silo; retry it with the same Idempotency-Key.", "timeout"),
+        TimeoutException => Problem(StatusCodes.Status503ServiceUnavailable, "Unavailable", "The request timed out inside the silo; retry it with the same Idempotency-Key.", "timeout"),
         _ => null,
     };
 

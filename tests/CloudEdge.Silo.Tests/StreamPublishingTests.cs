@@ -2,7 +2,6 @@ using System.Diagnostics.Metrics;
 using System.Net;
 using System.Text.Json.Nodes;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Auth;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,10 +1,11 @@
 using System.Net.Http.Headers;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Auth;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using CloudEdge.Grains;
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.Storage;
 
 namespace CloudEdge.Silo.Tests;
 
@@ -36,6 +37,21 @@ internal sealed class TestSilo : IAsyncDisposable
     public string DataDirectory { get; }
 
     public IGrainFactory Grains => App.Services.GetRequiredService<IGrainFactory>();
+
+    /// <summary>The platform's grain storage, to read or rewrite a grain's stored state as another silo version or a crash would leave it.</summary>
+    public IGrainStorage Storage => App.Services.GetRequiredKeyedService<IGrainStorage>(PlatformStorage.Name);
+
+    /// <summary>The stored state of a grain (type as Orleans names it: "device" for DeviceGrain), with its ETag.</summary>
+    public async Task<GrainState<TState>> ReadStateAsync<TState>(string stateName, string grainType, string key)
+        where TState : new()
+    {
+        var state = new GrainState<TState>(new TState());
+        await Storage.ReadStateAsync(stateName, GrainId.Create(grainType, key), state);
+        return state;
+    }
+
+    public Task WriteStateAsync<TState>(string stateName, string grainType, string key, GrainState<TState> state) =>
+        Storage.WriteStateAsync(stateName, GrainId.Create(grainType, key), state);
 
     public static string NewDataDirectory()
     {

@@ -1,0 +1,62 @@
+using System.Net;
+using System.Net.Sockets;
+using CloudEdge.Grains;
+
+namespace CloudEdge.Silo.Hosting;
+
+/// <summary>Where the silo listens for other silos, bound from "Silo" (0: a free loopback port chosen at start).</summary>
+public sealed class SiloEndpointOptions
+{
+    public const string Section = "Silo";
+
+    public int SiloPort { get; set; }
+
+    /// <summary>The port for external Orleans clients; 0 runs without a gateway (the API's client is in process).</summary>
+    public int GatewayPort { get; set; }
+
+    public string ClusterId { get; set; } = "cloudedge";
+
+    public string ServiceId { get; set; } = "cloudedge";
+}
+
+internal static class OrleansSetup
+{
+    /// <summary>Silo:DataDirectory as an absolute path (default "data" under the working directory): the model blobs.</summary>
+    public static string DataDirectory(IConfiguration configuration) =>
+        Path.GetFullPath(configuration["Silo:DataDirectory"] is { Length: > 0 } configured ? configured : "data");
+
+    /// <summary>
+    /// Hosts Orleans next to the API: the domain grains and the health probe grain, grain storage
+    /// <see cref="PlatformStorage.Name"/>, reminders, the stream provider of the platform's streams
+    /// (docs/live.md), and Orleans' activity propagation so grain calls join the request's trace.
+    /// </summary>
+    public static void AddSiloOrleans(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<DevicePresenceOptions>()
+            .Bind(builder.Configuration.GetSection(DevicePresenceOptions.Section))
+            .Validate(o => o.OfflineAfter > TimeSpan.Zero, "Devices:OfflineAfter must be positive.")
+            .ValidateOnStart();
+        var endpoint = builder.Configuration.GetSection(SiloEndpointOptions.Section).Get<SiloEndpointOptions>() ?? new SiloEndpointOptions();
+        builder.UseOrleans(silo =>
+        {
+            silo.UseLocalhostClustering(
+                siloPort: endpoint.SiloPort > 0 ? endpoint.SiloPort : FreeLoopbackPort(),
+                gatewayPort: endpoint.GatewayPort,
+                serviceId: endpoint.ServiceId,
+                clusterId: endpoint.ClusterId);
+            silo.AddMemoryGrainStorage(PlatformStorage.Name);
+            silo.AddMemoryGrainStorage("PubSubStore");
+            silo.UseInMemoryReminderService();
+            silo.AddMemoryStreams(PlatformStreams.Provider);
+            silo.AddActivityPropagation();
+        });
+    }
+
+    /// <summary>A port that was free a moment ago: Orleans needs the number it advertises before it binds.</summary>
+    private static int FreeLoopbackPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
