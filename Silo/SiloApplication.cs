@@ -45,7 +45,7 @@ internal static class SiloApplication
             }));
         builder.Services.AddExceptionHandler<DomainExceptionHandler>();
         builder.AddSiloOpenApi();
-        builder.Services.AddHealthChecks().AddCheck<SiloHealthCheck>("silo", tags: ["ready"]);
+        builder.Services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres", tags: ["ready"]).AddCheck<SiloHealthCheck>("silo", tags: ["ready"]);
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();

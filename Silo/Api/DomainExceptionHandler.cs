@@ -10,7 +10,7 @@ namespace CloudEdge.Silo.Api;
 
 /// <summary>
 /// Turns domain and request exceptions into ProblemDetails answers: bad input 400, unknown ids 404,
-/// conflicts 409, rule violations 422, a busy or stopping silo 503. Anything else stays a 500.
+/// conflicts 409, rule violations 422, a busy or stopping silo or an unreachable database 503. Anything else stays a 500.
 /// Every problem carries a stable "code".
 /// </summary>
 internal sealed partial class DomainExceptionHandler(IProblemDetailsService problems, SiloMetrics metrics, ILogger<DomainExceptionHandler> logger) : IExceptionHandler
@@ -93,6 +93,8 @@ internal sealed partial class DomainExceptionHandler(IProblemDetailsService prob
             e.InnerException is System.Text.Json.JsonException json ? $"{e.Message} {json.Message}" : e.Message,
             e.StatusCode == StatusCodes.Status400BadRequest ? "malformed_request" : "bad_request"),
         SiloUnavailableException e => Problem(StatusCodes.Status503ServiceUnavailable, "Unavailable", e.Message, "silo_unavailable"),
+        _ when StorageFailures.IsDatabaseFailure(exception) => Problem(StatusCodes.Status503ServiceUnavailable, "Unavailable",
+            "The platform's database does not answer; nothing of this request was lost: retry it with the same Idempotency-Key.", "storage_unavailable"),
         TimeoutException => Problem(StatusCodes.Status503ServiceUnavailable, "Unavailable", "The request timed out inside the silo; retry it with the same Idempotency-Key.", "timeout"),
         _ => null,
     };

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using CloudEdge.Grains;
+using Orleans.Configuration;
 
 namespace CloudEdge.Silo.Hosting;
 
@@ -37,16 +38,43 @@ internal static class OrleansSetup
             .Validate(o => o.OfflineAfter > TimeSpan.Zero, "Devices:OfflineAfter must be positive.")
             .ValidateOnStart();
         var endpoint = builder.Configuration.GetSection(SiloEndpointOptions.Section).Get<SiloEndpointOptions>() ?? new SiloEndpointOptions();
+        var connectionString = PostgresSetup.ConnectionString(builder.Configuration);
+        // Registered ahead of Orleans' own hosted service: the schema is there before the silo joins the cluster.
+        builder.Services.AddSingleton<PostgresReadiness>();
+        builder.Services.AddHostedService<PostgresMigration>();
         builder.UseOrleans(silo =>
         {
-            silo.UseLocalhostClustering(
-                siloPort: endpoint.SiloPort > 0 ? endpoint.SiloPort : FreeLoopbackPort(),
-                gatewayPort: endpoint.GatewayPort,
-                serviceId: endpoint.ServiceId,
-                clusterId: endpoint.ClusterId);
-            silo.AddMemoryGrainStorage(PlatformStorage.Name);
-            silo.AddMemoryGrainStorage("PubSubStore");
-            silo.UseInMemoryReminderService();
+            silo.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = endpoint.ClusterId;
+                o.ServiceId = endpoint.ServiceId;
+            });
+            silo.Configure<EndpointOptions>(o =>
+            {
+                o.AdvertisedIPAddress = IPAddress.Loopback;
+                o.SiloPort = endpoint.SiloPort > 0 ? endpoint.SiloPort : FreeLoopbackPort();
+                o.GatewayPort = endpoint.GatewayPort;
+            });
+            // Membership, grain state (also the stream subscriptions' "PubSubStore") and reminders on PostgreSQL, even for one silo.
+            silo.UseAdoNetClustering(o =>
+            {
+                o.Invariant = PostgresSetup.Invariant;
+                o.ConnectionString = connectionString;
+            });
+            foreach (var storage in new[] { PlatformStorage.Name, "PubSubStore" })
+            {
+                silo.AddAdoNetGrainStorage(storage, o =>
+                {
+                    o.Invariant = PostgresSetup.Invariant;
+                    o.ConnectionString = connectionString;
+                });
+            }
+
+            silo.UseAdoNetReminderService(o =>
+            {
+                o.Invariant = PostgresSetup.Invariant;
+                o.ConnectionString = connectionString;
+            });
             silo.AddMemoryStreams(PlatformStreams.Provider);
             silo.AddActivityPropagation();
         });

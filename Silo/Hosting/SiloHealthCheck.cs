@@ -32,13 +32,18 @@ internal sealed class HealthProbeGrain([PersistentState("probe", Grains.Platform
 /// Readiness: Orleans counts this silo as active in the cluster, and a call to a probe grain that
 /// writes its state succeeds within the timeout.
 /// </summary>
-internal sealed class SiloHealthCheck(IGrainFactory grains, IClusterMembershipService membership, ILocalSiloDetails silo) : IHealthCheck
+internal sealed class SiloHealthCheck(IGrainFactory grains, IServiceProvider services, ILocalSiloDetails silo, PostgresReadiness readiness) : IHealthCheck
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
 
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        var status = membership.CurrentSnapshot.GetSiloStatus(silo.SiloAddress);
+        if (readiness.Failure is not null)
+        {
+            return HealthCheckResult.Unhealthy("Orleans waits for PostgreSQL.");
+        }
+
+        var status = services.GetRequiredService<IClusterMembershipService>().CurrentSnapshot.GetSiloStatus(silo.SiloAddress);
         if (status != SiloStatus.Active)
         {
             return HealthCheckResult.Unhealthy($"The silo is {status} in the cluster, not Active.", data: new Dictionary<string, object> { ["siloStatus"] = status.ToString() });
@@ -57,4 +62,11 @@ internal sealed class SiloHealthCheck(IGrainFactory grains, IClusterMembershipSe
             return HealthCheckResult.Unhealthy("A grain call with a storage write failed.", ex, new Dictionary<string, object> { ["siloStatus"] = status.ToString() });
         }
     }
+}
+
+/// <summary>Readiness: the schema migration at start has reached PostgreSQL.</summary>
+internal sealed class PostgresHealthCheck(PostgresReadiness readiness) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(readiness.Failure is { } failure ? HealthCheckResult.Unhealthy(failure) : HealthCheckResult.Healthy("PostgreSQL schema is migrated."));
 }

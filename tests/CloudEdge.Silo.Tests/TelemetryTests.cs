@@ -28,7 +28,7 @@ public sealed class TelemetryTests
         Assert.All(spans, s => Assert.Equal("cloudedge-silo", s.ServiceName));
         Assert.True(spans.Count(s => s.Scope == "Microsoft.AspNetCore" && s.Kind == OtlpSpanKind.Server) >= 2, "a server span per request");
         // The grain call made while serving GET /users/tracy is in that request's trace, under its server span.
-        var call = Assert.Single(spans, s => s.Scope == "CloudEdge.Runtime" && s.Name == "IUserGrain/Get" && s.Kind == OtlpSpanKind.Client);
+        var call = Assert.Single(spans, s => s.Scope == "Microsoft.Orleans.Application" && s.Name.EndsWith("IUserGrain/Get", StringComparison.Ordinal) && s.Kind == OtlpSpanKind.Client);
         var ancestry = TraceTree.Ancestry(receiver.Trace(call.TraceId), call);
         Assert.Contains(ancestry, s => s.Scope == "Microsoft.AspNetCore" && s.Kind == OtlpSpanKind.Server);
         Assert.Empty(TraceTree.Orphans(receiver.Trace(call.TraceId)));

@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Net.Http.Headers;
+using CloudEdge.Testing.Postgres;
 using CloudEdge.Silo.Auth;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -53,6 +55,9 @@ internal sealed class TestSilo : IAsyncDisposable
     public Task WriteStateAsync<TState>(string stateName, string grainType, string key, GrainState<TState> state) =>
         Storage.WriteStateAsync(stateName, GrainId.Create(grainType, key), state);
 
+    /// <summary>The database of each data directory: a silo restarted on a directory finds its state again.</summary>
+    private static readonly ConcurrentDictionary<string, Task<string>> Databases = new(StringComparer.Ordinal);
+
     public static string NewDataDirectory()
     {
         var directory = Path.Combine(Path.GetTempPath(), "cloudedge-silo-tests", Guid.NewGuid().ToString("N"));
@@ -60,11 +65,16 @@ internal sealed class TestSilo : IAsyncDisposable
         return directory;
     }
 
+    /// <summary>The PostgreSQL database (from the shared private server) that belongs to the data directory.</summary>
+    public static Task<string> DatabaseOf(string dataDirectory) =>
+        Databases.GetOrAdd(dataDirectory, static async _ => await (await PostgresServer.SharedAsync()).CreateDatabaseAsync());
+
     public static async Task<TestSilo> StartAsync(string? dataDirectory = null, IReadOnlyDictionary<string, string>? settings = null, Action<IServiceCollection>? services = null)
     {
         var owns = dataDirectory is null;
         var directory = dataDirectory ?? NewDataDirectory();
-        var app = SiloApplication.Build(Arguments(directory, settings), services);
+        var all = new Dictionary<string, string>(settings ?? new Dictionary<string, string>()) { ["Silo:Postgres"] = await DatabaseOf(directory) };
+        var app = SiloApplication.Build(Arguments(directory, all), services);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestSilo(app, new Uri(address), directory, owns);
