@@ -75,7 +75,14 @@ internal static class OrleansSetup
                 o.Invariant = PostgresSetup.Invariant;
                 o.ConnectionString = connectionString;
             });
-            silo.AddMemoryStreams(PlatformStreams.Provider);
+            // The platform's streams and their replayable log, in the same database (docs/live.md).
+            var retention = builder.Configuration.GetSection("Streams:Platform");
+            silo.AddPostgresStreams(PlatformStreams.Provider, o =>
+            {
+                o.ConnectionString = connectionString;
+                o.RetentionMaxAge = retention.GetValue("RetentionMaxAge", o.RetentionMaxAge);
+                o.RetentionMaxEventsPerStream = retention.GetValue("RetentionMaxEventsPerStream", o.RetentionMaxEventsPerStream);
+            });
             silo.AddActivityPropagation();
         });
     }

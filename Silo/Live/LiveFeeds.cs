@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using CloudEdge.Grains;
+using CloudEdge.Streaming;
 using Orleans.Streams;
 
 namespace CloudEdge.Silo.Live;
@@ -121,9 +122,10 @@ internal sealed partial class LiveFeeds(IClusterClient client, TimeProvider time
 
         public Task OnErrorAsync(Exception ex) => Task.CompletedTask;
 
-        private LiveEvent<T> Envelope(T item, StreamSequenceToken? token) =>
+        private LiveEvent<T> Envelope(T item, StreamSequenceToken? token) => token is PostgresStreamSequenceToken logged
+            ? new(logged.StreamSequence, logged.EventId, logged.Timestamp, logged.TraceParent, logged.TraceState, item)
             // A provider without per-stream sequences still gives ids that grow within this feed.
-            new(token?.SequenceNumber ?? Interlocked.Increment(ref fallbackSequence), Guid.NewGuid(), time.GetUtcNow(), null, null, item);
+            : new(Interlocked.Increment(ref fallbackSequence), Guid.NewGuid(), time.GetUtcNow(), null, null, item);
 
         public override string ToString() => streamId.ToString();
     }

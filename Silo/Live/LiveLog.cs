@@ -1,20 +1,24 @@
+using CloudEdge.Grains;
+using CloudEdge.Streaming;
+
 namespace CloudEdge.Silo.Live;
 
-/// <summary>
-/// The stream log the live endpoints resume and replay from (docs/live.md). Until the durable provider
-/// registers its log, a stream has no history: resume and replay start from now.
-/// </summary>
-internal sealed class LiveLog
+/// <summary>The log of the platform's streams that the live endpoints resume and replay from (docs/live.md).</summary>
+internal sealed class LiveLog(IServiceProvider services)
 {
-    public History<T> HistoryOf<T>(StreamId streamId) => new(streamId, null);
+    private readonly IStreamLog log = services.GetRequiredKeyedService<IStreamLog>(PlatformStreams.Provider);
 
-    /// <summary>The log of one stream: its last sequence (0 when empty) and a reader, or none.</summary>
-    internal sealed class History<T>(StreamId streamId, LiveHistory<T>? read)
+    public History<T> HistoryOf<T>(StreamId streamId) => new(log, streamId);
+
+    /// <summary>The log of one stream: its last sequence (0 when empty) and a reader of what follows a sequence.</summary>
+    internal sealed class History<T>(IStreamLog log, StreamId streamId)
     {
-        public StreamId StreamId { get; } = streamId;
+        public Task<long> LastSequenceAsync(CancellationToken cancellationToken) => log.GetLastSequenceAsync(streamId, cancellationToken);
 
-        public LiveHistory<T>? Read { get; } = read;
-
-        public Task<long> LastSequenceAsync(CancellationToken cancellationToken) => Task.FromResult(0L);
+        public async Task<IReadOnlyList<LiveEvent<T>>> Read(long afterSequence, int max, CancellationToken cancellationToken)
+        {
+            var events = await log.ReadAsync<T>(streamId, afterSequence, max, cancellationToken);
+            return [.. events.Select(e => new LiveEvent<T>(e.Sequence, e.EventId, e.Timestamp, e.TraceParent, e.TraceState, e.Item))];
+        }
     }
 }
