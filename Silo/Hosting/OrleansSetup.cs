@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Sockets;
 using CloudEdge.Grains;
 using Orleans.Configuration;
+using Orleans.Serialization;
+using Orleans.Storage;
 
 namespace CloudEdge.Silo.Hosting;
 
@@ -63,11 +65,14 @@ internal static class OrleansSetup
             });
             foreach (var storage in new[] { PlatformStorage.Name, "PubSubStore" })
             {
-                silo.AddAdoNetGrainStorage(storage, o =>
+                // Orleans' own serializer, not the JSON default: state is read by the [Id]s of its fields, so
+                // another version of a grain (a rolling upgrade) reads it, and aliases survive type renames.
+                silo.AddAdoNetGrainStorage(storage, options => options.Configure<Serializer>((o, serializer) =>
                 {
                     o.Invariant = PostgresSetup.Invariant;
                     o.ConnectionString = connectionString;
-                });
+                    o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
+                }));
             }
 
             silo.UseAdoNetReminderService(o =>
@@ -75,7 +80,9 @@ internal static class OrleansSetup
                 o.Invariant = PostgresSetup.Invariant;
                 o.ConnectionString = connectionString;
             });
-            // The platform's streams and their replayable log, in the same database (docs/live.md).
+            // The platform's streams and their replayable log, in the same database (docs/live.md). The provider polls
+            // on the system clock even when the host's TimeProvider is controlled (tests move grain time only).
+            silo.Services.AddKeyedSingleton(PlatformStreams.Provider, TimeProvider.System);
             var retention = builder.Configuration.GetSection("Streams:Platform");
             silo.AddPostgresStreams(PlatformStreams.Provider, o =>
             {

@@ -7,14 +7,14 @@ internal delegate Task<IReadOnlyList<LiveEvent<T>>> LiveHistory<T>(long afterSeq
 
 /// <summary>
 /// One live connection's buffer between the silo's shared feed and the socket. Offers never block the
-/// feed: a full buffer spills into an overflow of the same size, and a client whose overflow does not
-/// drain for <c>grace</c> (or overflows it) is slow: the buffer completes and the connection ends.
+/// feed (other connections share it): a full buffer spills into an overflow, and a client whose overflow
+/// does not move for <c>grace</c> is slow: the buffer completes and the connection ends. The overflow holds
+/// at most what the stream brings during one grace period.
 /// </summary>
 internal sealed class LiveClient<T> : IDisposable
 {
     private readonly Channel<LiveEvent<T>> buffer;
     private readonly Queue<LiveEvent<T>> overflow = new();
-    private readonly int capacity;
     private readonly TimeSpan grace;
     private readonly TimeProvider time;
     private readonly CancellationTokenSource ending;
@@ -24,7 +24,6 @@ internal sealed class LiveClient<T> : IDisposable
 
     public LiveClient(int capacity, TimeSpan grace, TimeProvider time, CancellationTokenSource ending)
     {
-        this.capacity = capacity;
         this.grace = grace;
         this.time = time;
         this.ending = ending;
@@ -61,12 +60,6 @@ internal sealed class LiveClient<T> : IDisposable
 
             if (overflow.Count == 0 && buffer.Writer.TryWrite(liveEvent))
             {
-                return;
-            }
-
-            if (overflow.Count >= capacity)
-            {
-                MarkSlow();
                 return;
             }
 
