@@ -25,6 +25,8 @@ public sealed class StreamPublishingTests
         await using var silo = await TestSilo.StartAsync(settings: new Dictionary<string, string> { ["Devices:OfflineAfter"] = "00:01:00" }, services: s => s.AddSingleton<TimeProvider>(clock));
         await EdgeHttp.RegisterDevice(silo, deviceId, gatewayId);
         var admin = silo.As("ops", Roles.Admin);
+        // Orleans' stream delivery runs on the host's clock too: it moves along with real time, and jumps when the test says.
+        await using var running = RunAlong(clock);
         await using var status = await LiveSse.ConnectAsync(admin, "/api/v1/live/status");
         await using var device = await LiveSse.ConnectAsync(admin, $"/api/v1/live/devices/{deviceId}");
 
@@ -311,6 +313,31 @@ public sealed class StreamPublishingTests
             using var again = await LiveSse.OpenAsync(admin, "/api/v1/live/status");
             return again.StatusCode == HttpStatusCode.OK;
         }, "a place is free again after a connection closed");
+    }
+
+    /// <summary>Advances the clock by the real time that passes (in 10 ms steps) until disposed.</summary>
+    private static AsyncDisposableTask RunAlong(FakeTimeProvider clock)
+    {
+        var stop = new CancellationTokenSource();
+        var task = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await Task.Delay(10);
+                clock.Advance(TimeSpan.FromMilliseconds(10));
+            }
+        });
+        return new AsyncDisposableTask(stop, task);
+    }
+
+    private sealed class AsyncDisposableTask(CancellationTokenSource stop, Task task) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await stop.CancelAsync();
+            await task;
+            stop.Dispose();
+        }
     }
 
     private static int Count(List<string> reasons, string reason)
