@@ -54,7 +54,7 @@ internal static class OrleansSetup
             silo.Configure<EndpointOptions>(o =>
             {
                 o.AdvertisedIPAddress = IPAddress.Loopback;
-                o.SiloPort = endpoint.SiloPort > 0 ? endpoint.SiloPort : FreeLoopbackPort();
+                o.SiloPort = endpoint.SiloPort > 0 ? endpoint.SiloPort : RememberedPort(DataDirectory(builder.Configuration));
                 o.GatewayPort = endpoint.GatewayPort;
             });
             // Membership, grain state (also the stream subscriptions' "PubSubStore") and reminders on PostgreSQL, even for one silo.
@@ -92,6 +92,39 @@ internal static class OrleansSetup
             });
             silo.AddActivityPropagation();
         });
+    }
+
+    /// <summary>
+    /// The silo port this data directory used last, else a free one, remembered in <c>silo-port</c>: a silo that
+    /// comes back on its old address (after a crash, say) replaces its dead entry in the membership table at
+    /// once, instead of waiting for the cluster to vote it dead.
+    /// </summary>
+    private static int RememberedPort(string dataDirectory)
+    {
+        var file = Path.Combine(dataDirectory, "silo-port");
+        if (File.Exists(file) && int.TryParse(File.ReadAllText(file).Trim(), out var remembered) && remembered is > 0 and < 65536 && IsFree(remembered))
+        {
+            return remembered;
+        }
+
+        var port = FreeLoopbackPort();
+        Directory.CreateDirectory(dataDirectory);
+        File.WriteAllText(file, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return port;
+    }
+
+    private static bool IsFree(int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     /// <summary>A port that was free a moment ago: Orleans needs the number it advertises before it binds.</summary>

@@ -73,7 +73,12 @@ internal sealed class TestSilo : IAsyncDisposable
     {
         var owns = dataDirectory is null;
         var directory = dataDirectory ?? NewDataDirectory();
-        var all = new Dictionary<string, string>(settings ?? new Dictionary<string, string>()) { ["Silo:Postgres"] = await DatabaseOf(directory) };
+        var all = new Dictionary<string, string>(settings ?? new Dictionary<string, string>());
+        if (!all.ContainsKey("Silo:Postgres"))
+        {
+            all["Silo:Postgres"] = await DatabaseOf(directory);
+        }
+
         var app = SiloApplication.Build(Arguments(directory, all), services);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
