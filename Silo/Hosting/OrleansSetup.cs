@@ -20,6 +20,9 @@ public sealed class SiloEndpointOptions
     public string ClusterId { get; set; } = "cloudedge";
 
     public string ServiceId { get; set; } = "cloudedge";
+
+    /// <summary>The address other silos reach this one at: an IP, or "auto" for Orleans' choice (a container's address). Default: 127.0.0.1.</summary>
+    public string AdvertisedAddress { get; set; } = "127.0.0.1";
 }
 
 internal static class OrleansSetup
@@ -53,7 +56,11 @@ internal static class OrleansSetup
             });
             silo.Configure<EndpointOptions>(o =>
             {
-                o.AdvertisedIPAddress = IPAddress.Loopback;
+                if (!string.Equals(endpoint.AdvertisedAddress, "auto", StringComparison.OrdinalIgnoreCase))
+                {
+                    o.AdvertisedIPAddress = IPAddress.Parse(endpoint.AdvertisedAddress);
+                }
+
                 o.SiloPort = endpoint.SiloPort > 0 ? endpoint.SiloPort : RememberedPort(DataDirectory(builder.Configuration));
                 o.GatewayPort = endpoint.GatewayPort;
             });

@@ -59,6 +59,8 @@ public sealed class SiloProcess : IAsyncDisposable
         var environment = Environment(settings.SigningKey, settings.Environment);
         // Through the environment, never the command line: the connection string carries a password.
         environment["Silo__Postgres"] = settings.Postgres ?? await DatabaseOf(settings.DataDirectory);
+        // A container's settings (advertise its address) become this machine's: loopback only.
+        environment["Silo__AdvertisedAddress"] = "127.0.0.1";
         var process = HostProcess.Start("silo", Dll, arguments, environment, settings.LogFile);
         var silo = new SiloProcess(process, settings);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
