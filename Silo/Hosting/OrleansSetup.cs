@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using CloudEdge.Grains;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 using Orleans.Serialization;
 using Orleans.Storage;
 
@@ -98,6 +99,7 @@ internal static class OrleansSetup
                 o.RetentionMaxEventsPerStream = retention.GetValue("RetentionMaxEventsPerStream", o.RetentionMaxEventsPerStream);
             });
             silo.AddActivityPropagation();
+            silo.AddDashboard();
         });
     }
 

@@ -20,6 +20,21 @@ public sealed class AuthTests(SiloFixture fixture) : IClassFixture<SiloFixture>
     }
 
     [Fact]
+    public async Task The_Orleans_dashboard_is_for_admins_only()
+    {
+        using var anonymous = await silo.Anonymous().GetAsync("/orleans/");
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        using var user = await silo.As(Ids.New("user")).GetAsync("/orleans/");
+        Assert.Equal(HttpStatusCode.Forbidden, user.StatusCode);
+        using var gateway = await silo.As(Ids.New("gw"), Roles.Gateway).GetAsync("/orleans/");
+        Assert.Equal(HttpStatusCode.Forbidden, gateway.StatusCode);
+
+        using var admin = await silo.As("ops", Roles.Admin).GetAsync("/orleans/");
+        Assert.Equal(HttpStatusCode.OK, admin.StatusCode);
+        Assert.Contains("text/html", admin.Content.Headers.ContentType?.MediaType, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_request_without_a_token_is_401_with_a_bearer_challenge()
     {
         var (response, _) = await silo.Anonymous().Get("/api/v1/ping");
