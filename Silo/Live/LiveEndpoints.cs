@@ -40,7 +40,7 @@ internal static class LiveEndpoints
         {
             CommandHeaders.EnsureId(deviceId, "deviceId");
             var device = await grains.GetGrain<IDeviceGrain>(deviceId).Get();
-            Caller.From(http.User).EnsureCanAccessUser(device.OwnerId);
+            DeviceEndpoints.EnsureVisible(Caller.From(http.User), device);
             await Stream<DeviceEvent>(http, PlatformStreams.DeviceStream(deviceId), e => e.Type);
         })
         .WithName("LiveDevice")

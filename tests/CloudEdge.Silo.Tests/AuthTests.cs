@@ -91,6 +91,16 @@ public sealed class AuthTests(SiloFixture fixture) : IClassFixture<SiloFixture>
 
         var admin = silo.As("ops", Roles.Admin);
         (await admin.Get($"/api/v1/orders/{orderId}")).AssertStatus(HttpStatusCode.OK);
+
+        // Someone else's device and a device that does not exist get the same answer, so ids cannot be probed.
+        var deviceId = Ids.New("dev");
+        (await silo.As(ownerId).Post("/api/v1/devices", new { deviceId, gatewayId = Ids.New("gw"), kind = "temperature", model = "t1" }, "dev")).AssertStatus(HttpStatusCode.Created);
+        var hidden = (await mallory.Get($"/api/v1/devices/{deviceId}")).AssertStatus(HttpStatusCode.NotFound, "device_not_found");
+        var unknownId = Ids.New("dev");
+        var unknown = (await mallory.Get($"/api/v1/devices/{unknownId}")).AssertStatus(HttpStatusCode.NotFound, "device_not_found");
+        Assert.Equal(((string?)unknown["detail"])!.Replace(unknownId, "{id}", StringComparison.Ordinal), ((string?)hidden["detail"])!.Replace(deviceId, "{id}", StringComparison.Ordinal));
+        (await mallory.Send(HttpMethod.Patch, $"/api/v1/devices/{deviceId}/desired", new { properties = new Dictionary<string, string> { ["a"] = "1" } }, "p")).AssertStatus(HttpStatusCode.NotFound, "device_not_found");
+        (await admin.Get($"/api/v1/devices/{deviceId}")).AssertStatus(HttpStatusCode.OK);
         (await admin.Get($"/api/v1/orders?userId={ownerId}")).AssertStatus(HttpStatusCode.OK);
     }
 }
