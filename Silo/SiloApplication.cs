@@ -4,6 +4,7 @@ using CloudEdge.Silo.Api;
 using CloudEdge.Silo.Auth;
 using CloudEdge.Silo.Hosting;
 using CloudEdge.Silo.Live;
+using Orleans.Dashboard;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -13,6 +14,8 @@ namespace CloudEdge.Silo;
 /// <summary>Composes the silo: the runtime with the grains, and the HTTP API in front of them.</summary>
 internal static class SiloApplication
 {
+    public const string OrleansDashboardPath = "/orleans";
+
     /// <param name="configureServices">Runs last, so tests can replace services (a controlled TimeProvider, say).</param>
     public static WebApplication Build(string[] args, Action<IServiceCollection>? configureServices = null)
     {
@@ -20,8 +23,9 @@ internal static class SiloApplication
 
         builder.AddSiloTelemetry();
         builder.AddSiloAuthentication();
+        builder.AddSiloPolicies();
         builder.AddSiloRateLimiting();
-        builder.AddSiloRuntime();
+        builder.AddSiloOrleans();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.AddSiloEdge();
         builder.AddSiloLive();
@@ -45,7 +49,7 @@ internal static class SiloApplication
             }));
         builder.Services.AddExceptionHandler<DomainExceptionHandler>();
         builder.AddSiloOpenApi();
-        builder.Services.AddHealthChecks().AddCheck<RuntimeHealthCheck>("runtime", tags: ["ready"]);
+        builder.Services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres", tags: ["ready"]).AddCheck<SiloHealthCheck>("silo", tags: ["ready"]);
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -80,6 +84,8 @@ internal static class SiloApplication
         api.MapModelEndpoints();
         api.MapLiveEndpoints();
         app.MapDashboard();
+        // Orleans' own dashboard (grains, silos, calls): admins only, with the same bearer tokens as the API.
+        app.MapOrleansDashboard(OrleansDashboardPath).RequireAuthorization(AuthorizationPolicies.Admin);
         return app;
     }
 }

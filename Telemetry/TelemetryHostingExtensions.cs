@@ -2,6 +2,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace CloudEdge.Telemetry;
 
@@ -9,17 +11,37 @@ namespace CloudEdge.Telemetry;
 public static class TelemetryHostingExtensions
 {
     /// <summary>
-    /// Replaces the log providers with JSON console logs whose scopes carry TraceId/SpanId/ParentId, and registers
-    /// <see cref="OtlpTelemetry"/> as a singleton built at host start (so the first request or reading is traced) and
-    /// disposed, which flushes it, when the container is.
+    /// Replaces the log providers with JSON console logs whose scopes carry TraceId/SpanId/ParentId and, when an
+    /// OTLP endpoint is configured, exports traces and metrics through OpenTelemetry.Extensions.Hosting: the
+    /// process's own sources and meters, ASP.NET Core and HttpClient instrumentation, and runtime metrics. The
+    /// host starts the providers before any work and flushes them when it stops. Without an endpoint nothing listens.
     /// </summary>
     public static IHostApplicationBuilder AddCloudEdgeTelemetry(this IHostApplicationBuilder builder, TelemetrySettings settings)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(settings);
         builder.Logging.AddJsonConsoleWithTraceIds();
-        builder.Services.AddSingleton(sp => OtlpTelemetry.Create(sp.GetRequiredService<IConfiguration>(), settings));
+        var export = OtlpExport.From(builder.Configuration, settings);
+        builder.Services.AddSingleton(export);
         builder.Services.AddHostedService<OtlpTelemetryStarter>();
+        if (export.Endpoint is null)
+        {
+            return builder;
+        }
+
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(export.Describe)
+            .WithTracing(tracing => tracing
+                .AddSource([.. settings.Sources])
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddOtlpExporter(export.Traces))
+            .WithMetrics(metrics => metrics
+                .AddMeter([.. settings.Meters])
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddRuntimeInstrumentation()
+                .AddOtlpExporter(export.Metrics));
         return builder;
     }
 
@@ -40,14 +62,14 @@ public static class TelemetryHostingExtensions
     }
 }
 
-/// <summary>Resolving <see cref="OtlpTelemetry"/> at start builds the providers before any work is traced, and says where export goes.</summary>
-internal sealed partial class OtlpTelemetryStarter(OtlpTelemetry telemetry, ILogger<OtlpTelemetryStarter> logger) : IHostedService
+/// <summary>Says at start where export goes.</summary>
+internal sealed partial class OtlpTelemetryStarter(OtlpExport export, ILogger<OtlpTelemetryStarter> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (telemetry.Enabled)
+        if (export.Endpoint is { } endpoint)
         {
-            LogExporting(logger, telemetry.ServiceName, telemetry.Protocol.ToString(), telemetry.Endpoint!);
+            LogExporting(logger, export.ServiceName, export.Protocol.ToString(), endpoint);
         }
         else
         {

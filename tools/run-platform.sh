@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job: the whole platform on this machine. A Silo on SQLite (REST API, live dashboard, OpenAPI UI), an edge
+# The main job: the whole platform on this machine. A private PostgreSQL (or CLOUDEDGE_POSTGRES=<connection string>),
+# a Silo on Orleans with its state, reminders, membership and streams in it (REST API, live dashboard, OpenAPI UI), an edge
 # agent (embedded MQTT broker, ONNX anomaly model, durable outbox, uplink to the Silo) and the sensor
 # simulator with a few hundred sensors and some anomalies. Prints the URLs and an admin token; Ctrl-C
 # stops everything cleanly. State lives in $CLOUDEDGE_HOME (default artifacts/platform) and survives
@@ -29,7 +30,7 @@ edge_dll=$(bin EdgeAgent CloudEdge.EdgeAgent)
 sim_dll=$(bin DeviceSdk/Simulator CloudEdge.Simulator)
 broker_dll=$(bin Mqtt/BrokerHost CloudEdge.Mqtt.BrokerHost)
 
-mkdir -p "$home"/{silo,edge,logs}
+mkdir -p "$home"/{silo,edge,logs,postgres}
 # Secrets are made once per home and never leave it.
 [ -s "$home/signing.key" ] || { umask 077; echo "base64:$(openssl rand -base64 48 | tr -d '\n')" > "$home/signing.key"; }
 [ -s "$home/device.secret" ] || { umask 077; openssl rand -hex 16 > "$home/device.secret"; }
@@ -38,10 +39,11 @@ device_secret=$(cat "$home/device.secret")
 
 pids=()
 stopping=0
+own_postgres=0
 stop_all() {
   (( stopping )) && return; stopping=1
   trap '' INT TERM
-  say "Stopping (simulator, edge agent, Silo)"
+  say "Stopping (simulator, edge agent, Silo, then PostgreSQL)"
   # Newest first: sensors stop publishing, the agent flushes its journal, the Silo deactivates grains.
   for (( i=${#pids[@]}-1; i>=0; i-- )); do
     local pid=${pids[$i]}
@@ -49,6 +51,8 @@ stop_all() {
     for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null && echo "  process $pid did not stop within 30 s: killed" >&2
   done
+  # Last: the Silo wrote its grains' state on the way down.
+  (( own_postgres )) && tools/postgres.sh stop "$home/postgres" >/dev/null 2>&1 || true
   say "Stopped. Logs: $home/logs; state: $home"
 }
 trap 'stop_all; exit 130' INT TERM
@@ -58,6 +62,19 @@ wait_http() { # url seconds
   for _ in $(seq 1 "$2"); do curl -fs -o /dev/null "$1" && return 0; sleep 1; done
   echo "timed out waiting for $1; see $home/logs" >&2; return 1
 }
+
+if [ -n "${CLOUDEDGE_POSTGRES:-}" ]; then
+  say "Using the PostgreSQL of CLOUDEDGE_POSTGRES"
+  postgres=$CLOUDEDGE_POSTGRES
+else
+  say "Starting the private PostgreSQL (data: $home/postgres)"
+  own_postgres=1
+  tools/postgres.sh start "$home/postgres" >"$home/logs/postgres.log"
+  postgres="$(tools/postgres.sh status "$home/postgres" | sed -n 's/^postgres.sh: running: //p');Password=$(cat "$home/postgres/password")"
+fi
+# The connection string (with its password) reaches the Silo through the environment, never a command line.
+export Silo__Postgres="$postgres"
+dotnet "$silo_dll" migrate >"$home/logs/migrate.log" 2>&1 || { echo "schema migration failed; see $home/logs/migrate.log" >&2; exit 1; }
 
 say "Starting the Silo on $silo_url (data: $home/silo)"
 RateLimiting__PermitLimit=100000 dotnet "$silo_dll" --urls "$silo_url" --Silo:DataDirectory "$home/silo" \

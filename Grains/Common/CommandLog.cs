@@ -1,13 +1,18 @@
 namespace CloudEdge.Grains;
 
 /// <summary>One processed command: its client request id, what it was, and the result it returned.</summary>
+[GenerateSerializer]
+[Alias("cloudedge.CommandRecord")]
 public sealed class CommandRecord<TResult>
 {
+    [Id(0)]
     public string RequestId { get; set; } = string.Empty;
 
     /// <summary>The command's name and arguments, so that a request id reused for another command is refused.</summary>
+    [Id(1)]
     public string Fingerprint { get; set; } = string.Empty;
 
+    [Id(2)]
     public TResult? Result { get; set; }
 }
 
@@ -17,10 +22,13 @@ public sealed class CommandRecord<TResult>
 /// retry older than <see cref="DefaultCapacity"/> (or the capacity given to <see cref="Record"/>) later
 /// commands is treated as a new command.
 /// </summary>
+[GenerateSerializer]
+[Alias("cloudedge.CommandLog")]
 public sealed class CommandLog<TResult>
 {
     public const int DefaultCapacity = 64;
 
+    [Id(0)]
     public List<CommandRecord<TResult>> Entries { get; set; } = [];
 
     /// <summary>True with the earlier result when this request id was processed with the same fingerprint.</summary>

@@ -1,5 +1,3 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
 /// <summary>
@@ -7,6 +5,7 @@ namespace CloudEdge.Grains;
 /// in the order they were first seen, for administrators' fleet listings. Like the user directory, one
 /// activation per kind suits thousands of entities, not millions.
 /// </summary>
+[Alias("cloudedge.IDirectoryGrain")]
 public interface IDirectoryGrain : IGrainWithStringKey
 {
     public const string Gateways = "gateways";
@@ -20,20 +19,25 @@ public interface IDirectoryGrain : IGrainWithStringKey
     Task<IdPage> List(int offset, int limit);
 }
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.IdPage")]
 public sealed record IdPage(IReadOnlyList<string> Ids, int Total);
 
+[GenerateSerializer]
+[Alias("cloudedge.DirectoryState")]
 public sealed class DirectoryState
 {
+    [Id(0)]
     public List<string> Ids { get; set; } = [];
 }
 
-public sealed class DirectoryGrain : Grain, IDirectoryGrain
+internal sealed class DirectoryGrain : Grain, IDirectoryGrain
 {
     private readonly IPersistentState<DirectoryState> state;
     private readonly IdSet ids;
 
-    public DirectoryGrain([PersistentState("directory")] IPersistentState<DirectoryState> state)
+    public DirectoryGrain([PersistentState("directory", PlatformStorage.Name)] IPersistentState<DirectoryState> state)
     {
         this.state = state;
         ids = new IdSet(() => state.State.Ids);

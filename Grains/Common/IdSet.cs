@@ -29,14 +29,14 @@ internal sealed class IdSet(Func<List<string>> ids)
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
         var all = ids();
-        return ([.. all.Skip(offset).Take(limit)], all.Count);
+        return (all.Skip(offset).Take(limit).ToArray(), all.Count);
     }
 }
 
 internal static class IdSetStorage
 {
     /// <summary>Adds the id and writes the state when it was new; after a failed write the set follows the list read back.</summary>
-    public static async Task AddAndWriteAsync<TState>(this IdSet ids, string id, CloudEdge.Runtime.IPersistentState<TState> state)
+    public static async Task AddAndWriteAsync<TState>(this IdSet ids, string id, IPersistentState<TState> state)
     {
         if (!ids.TryAdd(id))
         {

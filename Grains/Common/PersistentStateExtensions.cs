@@ -1,5 +1,3 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
 internal static class PersistentStateExtensions

@@ -1,11 +1,11 @@
-using CloudEdge.Runtime;
+using System.Diagnostics;
 
 namespace CloudEdge.Grains;
 
-/// <summary>W3C trace context (<c>traceparent</c>) as carried by uplink items and by the runtime's RequestContext.</summary>
+/// <summary>W3C trace context (<c>traceparent</c>) as carried by uplink items and by Orleans' RequestContext.</summary>
 public static class TraceContext
 {
-    /// <summary>The key the runtime uses for the caller's context in <see cref="RequestContext"/>.</summary>
+    /// <summary>The key Orleans' activity propagation uses for the caller's context in <see cref="RequestContext"/>.</summary>
     public const string TraceParentKey = "traceparent";
 
     /// <summary>
@@ -38,9 +38,19 @@ public static class TraceContext
     /// <summary>The 32-hex trace id of a valid traceparent, else null.</summary>
     public static string? TraceIdOf(string? traceParent) => IsValid(traceParent) ? traceParent![3..35] : null;
 
-    /// <summary>The traceparent of the call being served (put there by the runtime from the caller's Activity), if valid.</summary>
-    public static string? CurrentCall() =>
-        RequestContext.Get(TraceParentKey) is string current && IsValid(current) ? current : null;
+    /// <summary>
+    /// The traceparent of the call being served: Orleans' activity propagation puts the caller's context in
+    /// <see cref="RequestContext"/>; a grain span of a listening host is the current activity.
+    /// </summary>
+    public static string? CurrentCall()
+    {
+        if (Activity.Current is { IdFormat: ActivityIdFormat.W3C, Id: { } id } && IsValid(id))
+        {
+            return id;
+        }
+
+        return RequestContext.Get(TraceParentKey) is string current && IsValid(current) ? current : null;
+    }
 
     private static bool IsLowerHex(ReadOnlySpan<char> text)
     {

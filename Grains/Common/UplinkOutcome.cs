@@ -1,5 +1,7 @@
 namespace CloudEdge.Grains;
 
+[GenerateSerializer]
+[Alias("cloudedge.UplinkStatus")]
 public enum UplinkStatus
 {
     /// <summary>Applied now.</summary>
@@ -13,7 +15,9 @@ public enum UplinkStatus
 }
 
 /// <summary>What happened to one uplink item.</summary>
-[CloudEdge.Runtime.Immutable]
+[GenerateSerializer]
+[Immutable]
+[Alias("cloudedge.UplinkOutcome")]
 public sealed record UplinkOutcome(string ItemId, UplinkStatus Status, string? Code = null)
 {
     public static UplinkOutcome Applied(string itemId) => new(itemId, UplinkStatus.Applied);

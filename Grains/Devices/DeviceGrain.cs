@@ -1,10 +1,9 @@
 using System.Globalization;
 using System.Text;
-using CloudEdge.Runtime;
-
+using Microsoft.Extensions.Options;
 namespace CloudEdge.Grains;
 
-public sealed class DeviceGrain : Grain, IDeviceGrain
+internal sealed class DeviceGrain : Grain, IDeviceGrain
 {
     private readonly IPersistentState<DeviceState> state;
     private readonly TimeProvider time;
@@ -12,15 +11,18 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
     private readonly StreamOutbox<DeviceEvent> outbox;
     private IGrainTimer? presenceTimer;
 
-    public DeviceGrain([PersistentState("device")] IPersistentState<DeviceState> state)
+    public DeviceGrain(
+        [PersistentState("device", PlatformStorage.Name)] IPersistentState<DeviceState> state,
+        TimeProvider time,
+        IOptions<DevicePresenceOptions> presence)
     {
         this.state = state;
-        time = ServiceProvider.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
-        presence = ServiceProvider.GetService(typeof(DevicePresenceOptions)) as DevicePresenceOptions ?? new DevicePresenceOptions();
+        this.time = time;
+        this.presence = presence.Value;
         outbox = new StreamOutbox<DeviceEvent>(this, () => state.State.Outbox, state.WriteOrReloadAsync);
     }
 
-    private string DeviceId => GrainId.Key;
+    private string DeviceId => this.GetPrimaryKeyString();
 
     private DeviceState S => state.State;
 
@@ -243,7 +245,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         var before = StatusNow();
         if (item.Summary is { } received)
         {
-            var summary = received with { Kind = received.Kind.Trim(), TraceParent = traceParent, Links = received.Links is null ? null : [.. received.Links] };
+            var summary = received with { Kind = received.Kind.Trim(), TraceParent = traceParent, Links = received.Links?.ToArray() };
             // A gateway's backlog can deliver windows late: keep the summary with the latest window.
             if (S.LatestSummary is null || summary.WindowEnd >= S.LatestSummary.WindowEnd)
             {
@@ -322,7 +324,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         }
 
         var due = seen + presence.OfflineAfter - time.GetUtcNow();
-        presenceTimer = RegisterGrainTimer(OnSilence, new GrainTimerCreationOptions(due > TimeSpan.Zero ? due : TimeSpan.Zero, Timeout.InfiniteTimeSpan));
+        presenceTimer = this.RegisterGrainTimer(OnSilence, new GrainTimerCreationOptions(due > TimeSpan.Zero ? due : TimeSpan.Zero, Timeout.InfiniteTimeSpan));
     }
 
     private async Task OnSilence(CancellationToken cancellationToken)
@@ -345,7 +347,6 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
     private void AddEvent(DeviceEvent deviceEvent) =>
         outbox.Add(deviceEvent, PlatformStreams.StreamsOf(deviceEvent), deviceEvent.TraceParent);
 
-    /// <summary>A status event when the stored connection or the model version changed (in the trace of the item that changed it, if any).</summary>
     /// <summary>
     /// The end of a command that can change presence: its status event if any, the command's result in the
     /// log (a retry gets it back), one state write with the events, and the presence timer re-armed.
@@ -360,6 +361,7 @@ public sealed class DeviceGrain : Grain, IDeviceGrain
         return view;
     }
 
+    /// <summary>A status event when the stored connection or the model version changed (in the trace of the item that changed it, if any).</summary>
     private void AddStatusEventIfChanged((DeviceConnection Connection, string? ModelVersion) before, string? traceParent)
     {
         if (before == StatusNow())

@@ -1,5 +1,3 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
 /// <summary>
@@ -8,6 +6,7 @@ namespace CloudEdge.Grains;
 /// silence of <see cref="DevicePresenceOptions.OfflineAfter"/>); and the latest summary, latest alert
 /// and alert counters fed from edge gateways, applied exactly once by per-gateway sequence number.
 /// </summary>
+[Alias("cloudedge.IDeviceGrain")]
 public interface IDeviceGrain : IGrainWithStringKey
 {
     /// <exception cref="RuleViolationException">The owner does not exist.</exception>
@@ -45,6 +44,8 @@ public interface IDeviceGrain : IGrainWithStringKey
     Task<bool> ApplyAlert(DeviceAlert alert);
 }
 
+[GenerateSerializer]
+[Alias("cloudedge.DeviceConnection")]
 public enum DeviceConnection
 {
     Unknown = 0,
@@ -60,7 +61,9 @@ public sealed class DevicePresenceOptions
     public TimeSpan OfflineAfter { get; set; } = TimeSpan.FromMinutes(5);
 }
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.RegisterDevice")]
 public sealed record RegisterDevice(string RequestId, string OwnerId, string GatewayId, string Kind, string Model);
 
 /// <summary>
@@ -68,10 +71,14 @@ public sealed record RegisterDevice(string RequestId, string OwnerId, string Gat
 /// value round-trips; a null entry removes the property. With <see cref="ExpectedVersion"/>, a stale
 /// version of that property set is a conflict.
 /// </summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.UpdateDeviceProperties")]
 public sealed record UpdateDeviceProperties(string RequestId, IReadOnlyDictionary<string, string?> Properties, long? ExpectedVersion = null);
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.SetDeviceConnection")]
 public sealed record SetDeviceConnection(string RequestId, bool Online, DateTimeOffset? At = null);
 
 /// <summary>
@@ -80,7 +87,9 @@ public sealed record SetDeviceConnection(string RequestId, bool Online, DateTime
 /// (the silo fills in the uplink request's context when the item has none); <see cref="Links"/> the
 /// contexts of the readings it summarizes.
 /// </summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.DeviceSummary")]
 public sealed record DeviceSummary(
     string ItemId,
     string GatewayId,
@@ -104,7 +113,9 @@ public sealed record DeviceSummary(
 }
 
 /// <summary>An anomaly the edge model found in one reading (<see cref="ReadingSeq"/>): its score crossed the threshold.</summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.DeviceAlert")]
 public sealed record DeviceAlert(
     string ItemId,
     string GatewayId,
@@ -123,20 +134,28 @@ public sealed record DeviceAlert(
 }
 
 /// <summary>One uplink item for a device: exactly one of a summary or an alert.</summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.DeviceUplinkItem")]
 public sealed record DeviceUplinkItem(DeviceSummary? Summary, DeviceAlert? Alert)
 {
     public string ItemId => Summary?.ItemId ?? Alert?.ItemId ?? string.Empty;
 }
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.DeviceProperties")]
 public sealed record DeviceProperties(long Version, IReadOnlyDictionary<string, string> Values, DateTimeOffset? UpdatedAt);
 
 /// <summary>Alerts applied so far: the total, per kind, and the latest one's time and kind.</summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.AlertCounters")]
 public sealed record AlertCounters(long Total, IReadOnlyDictionary<string, long> ByKind, DateTimeOffset? LastAt, string? LastKind);
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.DeviceView")]
 public sealed record DeviceView(
     string DeviceId,
     string OwnerId,

@@ -1,8 +1,6 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
-public sealed class GatewayGrain : Grain, IGatewayGrain
+internal sealed class GatewayGrain : Grain, IGatewayGrain
 {
     public const int MaxErrorLength = 1024;
 
@@ -10,10 +8,10 @@ public sealed class GatewayGrain : Grain, IGatewayGrain
     private readonly TimeProvider time;
     private readonly StreamOutbox<DeviceEvent> outbox;
 
-    public GatewayGrain([PersistentState("gateway")] IPersistentState<GatewayState> state)
+    public GatewayGrain([PersistentState("gateway", PlatformStorage.Name)] IPersistentState<GatewayState> state, TimeProvider time)
     {
         this.state = state;
-        time = ServiceProvider.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        this.time = time;
         outbox = new StreamOutbox<DeviceEvent>(this, () => state.State.Outbox, state.WriteOrReloadAsync);
     }
 
@@ -25,7 +23,7 @@ public sealed class GatewayGrain : Grain, IGatewayGrain
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => outbox.DeactivateAsync(cancellationToken);
 
-    private string GatewayId => GrainId.Key;
+    private string GatewayId => this.GetPrimaryKeyString();
 
     private GatewayState S => state.State;
 
@@ -139,6 +137,8 @@ public sealed class GatewayGrain : Grain, IGatewayGrain
         S.DesiredModel = command.Model;
         S.DesiredVersion++;
         S.DesiredUpdatedAt = time.GetUtcNow();
+        var change = new DeviceEvent(PlatformStreams.DesiredEvent, null, GatewayId, S.DesiredUpdatedAt.Value, null, null, null);
+        outbox.Add(change, [PlatformStreams.Format(PlatformStreams.DesiredStream(GatewayId))], TraceContext.CurrentCall());
         await SaveAsync();
         return Desired();
     }
@@ -193,7 +193,7 @@ public sealed class GatewayGrain : Grain, IGatewayGrain
 
     private GatewayView View() => new(
         GatewayId,
-        [.. S.DeviceIds],
+        S.DeviceIds.ToArray(),
         new GatewayHealth(
             S.LastUplinkAt,
             S.Uplinks,

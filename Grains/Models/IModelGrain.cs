@@ -1,5 +1,3 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
 /// <summary>
@@ -8,6 +6,7 @@ namespace CloudEdge.Grains;
 /// immutable: registering it again with the same bytes returns the first record, with other bytes it
 /// is a conflict.
 /// </summary>
+[Alias("cloudedge.IModelGrain")]
 public interface IModelGrain : IGrainWithStringKey
 {
     /// <exception cref="DomainConflictException">The version is registered with other bytes.</exception>
@@ -25,10 +24,14 @@ public static class ModelKey
 }
 
 /// <summary><see cref="ManifestJson"/> is a JSON object (the manifest fields the uploader gave), kept as text.</summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.RegisterModel")]
 public sealed record RegisterModel(string Name, string Version, string Sha256, long Size, string ManifestJson);
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.ModelView")]
 public sealed record ModelView(string Name, string Version, string Sha256, long Size, string ManifestJson, DateTimeOffset RegisteredAt)
 {
     public ModelRef Ref => new(Name, Version, Sha256, Size);

@@ -1,36 +1,43 @@
 using System.Text.Json;
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
+[GenerateSerializer]
+[Alias("cloudedge.ModelState")]
 public sealed class ModelState
 {
+    [Id(0)]
     public bool Registered { get; set; }
 
+    [Id(1)]
     public string Name { get; set; } = string.Empty;
 
+    [Id(2)]
     public string Version { get; set; } = string.Empty;
 
+    [Id(3)]
     public string Sha256 { get; set; } = string.Empty;
 
+    [Id(4)]
     public long Size { get; set; }
 
+    [Id(5)]
     public string ManifestJson { get; set; } = "{}";
 
+    [Id(6)]
     public DateTimeOffset RegisteredAt { get; set; }
 }
 
-public sealed class ModelGrain : Grain, IModelGrain
+internal sealed class ModelGrain : Grain, IModelGrain
 {
     public const int MaxManifestLength = 64 * 1024;
 
     private readonly IPersistentState<ModelState> state;
     private readonly TimeProvider time;
 
-    public ModelGrain([PersistentState("model")] IPersistentState<ModelState> state)
+    public ModelGrain([PersistentState("model", PlatformStorage.Name)] IPersistentState<ModelState> state, TimeProvider time)
     {
         this.state = state;
-        time = ServiceProvider.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        this.time = time;
     }
 
     private ModelState S => state.State;
@@ -40,7 +47,7 @@ public sealed class ModelGrain : Grain, IModelGrain
         ArgumentNullException.ThrowIfNull(command);
         Identifiers.EnsureId(command.Name, "name");
         Identifiers.EnsureId(command.Version, "version");
-        if (!string.Equals(ModelKey.Of(command.Name, command.Version), GrainId.Key, StringComparison.Ordinal))
+        if (!string.Equals(ModelKey.Of(command.Name, command.Version), this.GetPrimaryKeyString(), StringComparison.Ordinal))
         {
             throw new InvalidInputException("invalid_id", "name", "The model's name and version do not match this registry entry.");
         }
@@ -76,7 +83,7 @@ public sealed class ModelGrain : Grain, IModelGrain
     public Task<ModelView> Get() =>
         S.Registered
             ? Task.FromResult(View())
-            : throw new EntityNotFoundException("model_not_found", $"Model version '{GrainId.Key}' is not registered.");
+            : throw new EntityNotFoundException("model_not_found", $"Model version '{this.GetPrimaryKeyString()}' is not registered.");
 
     private ModelView View() => new(S.Name, S.Version, S.Sha256, S.Size, S.ManifestJson, S.RegisteredAt);
 

@@ -1,5 +1,3 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
 /// <summary>
@@ -7,6 +5,7 @@ namespace CloudEdge.Grains;
 /// Created or Paid. Every command carries a client request id: a retry returns the first result and
 /// is applied once.
 /// </summary>
+[Alias("cloudedge.IOrderGrain")]
 public interface IOrderGrain : IGrainWithStringKey
 {
     /// <exception cref="RuleViolationException">The user does not exist.</exception>
@@ -27,6 +26,8 @@ public interface IOrderGrain : IGrainWithStringKey
     Task<OrderView> Cancel(CancelOrder command);
 }
 
+[GenerateSerializer]
+[Alias("cloudedge.OrderStatus")]
 public enum OrderStatus
 {
     Created = 1,
@@ -36,23 +37,35 @@ public enum OrderStatus
     Cancelled = 5,
 }
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.OrderLine")]
 public sealed record OrderLine(string Sku, int Quantity, decimal UnitPrice);
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.CreateOrder")]
 public sealed record CreateOrder(string RequestId, string UserId, IReadOnlyList<OrderLine> Lines);
 
 /// <summary>A lifecycle command. With <see cref="ExpectedVersion"/>, a stale version is a conflict.</summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.OrderCommand")]
 public sealed record OrderCommand(string RequestId, long? ExpectedVersion = null);
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.CancelOrder")]
 public sealed record CancelOrder(string RequestId, string? Reason, long? ExpectedVersion = null);
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.OrderEvent")]
 public sealed record OrderEvent(OrderStatus Status, DateTimeOffset At, string RequestId);
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.OrderView")]
 public sealed record OrderView(
     string OrderId,
     string UserId,

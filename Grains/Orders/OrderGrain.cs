@@ -1,17 +1,15 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
-public sealed class OrderGrain : Grain, IOrderGrain
+internal sealed class OrderGrain : Grain, IOrderGrain
 {
     private readonly IPersistentState<OrderState> state;
     private readonly TimeProvider time;
     private readonly StreamOutbox<OrderChanged> outbox;
 
-    public OrderGrain([PersistentState("order")] IPersistentState<OrderState> state)
+    public OrderGrain([PersistentState("order", PlatformStorage.Name)] IPersistentState<OrderState> state, TimeProvider time)
     {
         this.state = state;
-        time = ServiceProvider.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        this.time = time;
         outbox = new StreamOutbox<OrderChanged>(this, () => state.State.Outbox, state.WriteOrReloadAsync);
     }
 
@@ -20,7 +18,7 @@ public sealed class OrderGrain : Grain, IOrderGrain
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => outbox.DeactivateAsync(cancellationToken);
 
-    private string OrderId => GrainId.Key;
+    private string OrderId => this.GetPrimaryKeyString();
 
     private OrderState S => state.State;
 
@@ -124,7 +122,7 @@ public sealed class OrderGrain : Grain, IOrderGrain
     }
 
     private void AddEvent(OrderStatus change, OrderView view) =>
-        outbox.Add(new OrderChanged(change.ToString().ToLowerInvariant(), view), [PlatformStreams.OrdersStream(view.UserId).ToString()], TraceContext.CurrentCall());
+        outbox.Add(new OrderChanged(change.ToString().ToLowerInvariant(), view), [PlatformStreams.Format(PlatformStreams.OrdersStream(view.UserId))], TraceContext.CurrentCall());
 
     private OrderState EnsureCreated() =>
         S.Created ? S : throw new EntityNotFoundException("order_not_found", $"Order '{OrderId}' does not exist.");
@@ -132,5 +130,5 @@ public sealed class OrderGrain : Grain, IOrderGrain
     private OrderView View() => View(S);
 
     private OrderView View(OrderState s) =>
-        new(OrderId, s.UserId, s.Status, [.. s.Lines], s.Total, s.CreatedAt, s.UpdatedAt, s.Version, s.CancellationReason, [.. s.History]);
+        new(OrderId, s.UserId, s.Status, s.Lines.ToArray(), s.Total, s.CreatedAt, s.UpdatedAt, s.Version, s.CancellationReason, s.History.ToArray());
 }

@@ -1,5 +1,3 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
 /// <summary>
@@ -26,6 +24,9 @@ public static class PlatformStreams
     /// <summary>Per user (key: user id): the changes of their orders.</summary>
     public const string Orders = "orders";
 
+    /// <summary>Per gateway (key: gateway id): a <see cref="DesiredEvent"/> at each change of its desired model (wakes long-polls).</summary>
+    public const string Desired = "desired";
+
     /// <summary>The key of the fleet-wide streams.</summary>
     public const string Fleet = "fleet";
 
@@ -36,15 +37,30 @@ public static class PlatformStreams
 
     public const string StatusEvent = "status";
 
+    public const string DesiredEvent = "desired";
+
     public static StreamId DeviceStream(string deviceId) => StreamId.Create(Device, deviceId);
 
     public static StreamId GatewayStream(string gatewayId) => StreamId.Create(Gateway, gatewayId);
+
+    public static StreamId DesiredStream(string gatewayId) => StreamId.Create(Desired, gatewayId);
 
     public static StreamId AlertsStream { get; } = StreamId.Create(Alerts, Fleet);
 
     public static StreamId StatusStream { get; } = StreamId.Create(Status, Fleet);
 
     public static StreamId OrdersStream(string userId) => StreamId.Create(Orders, userId);
+
+    /// <summary>A stream's id as text, <c>namespace/key</c>: how the outbox stores where an event goes.</summary>
+    public static string Format(StreamId streamId) => $"{streamId.GetNamespace()}/{streamId.GetKeyAsString()}";
+
+    /// <summary>The stream of a <see cref="Format"/> text (namespaces never contain '/').</summary>
+    public static StreamId Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        return slash > 0 ? StreamId.Create(text[..slash], text[(slash + 1)..]) : throw new FormatException($"'{text}' is not namespace/key.");
+    }
 
     /// <summary>The streams a device event goes to: its device and gateway, and the fleet stream of its type.</summary>
     public static List<string> StreamsOf(DeviceEvent deviceEvent)
@@ -53,14 +69,14 @@ public static class PlatformStreams
         var streams = new List<string>(3);
         if (deviceEvent.DeviceId is { } deviceId)
         {
-            streams.Add(DeviceStream(deviceId).ToString());
+            streams.Add(Format(DeviceStream(deviceId)));
         }
 
-        streams.Add(GatewayStream(deviceEvent.GatewayId).ToString());
+        streams.Add(Format(GatewayStream(deviceEvent.GatewayId)));
         switch (deviceEvent.Type)
         {
-            case AlertEvent: streams.Add(AlertsStream.ToString()); break;
-            case StatusEvent: streams.Add(StatusStream.ToString()); break;
+            case AlertEvent: streams.Add(Format(AlertsStream)); break;
+            case StatusEvent: streams.Add(Format(StatusStream)); break;
         }
 
         return streams;
@@ -73,7 +89,9 @@ public static class PlatformStreams
 /// (with <see cref="Status"/>). <see cref="At"/> is when it happened: the summary's window end, the alert's
 /// time, the status change's time.
 /// </summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.DeviceEvent")]
 public sealed record DeviceEvent(string Type, string? DeviceId, string GatewayId, DateTimeOffset At, DeviceSummary? Summary, DeviceAlert? Alert, DeviceStatus? Status)
 {
     /// <summary>The trace the event belongs to: the summary's or alert's own context.</summary>
@@ -81,9 +99,13 @@ public sealed record DeviceEvent(string Type, string? DeviceId, string GatewayId
 }
 
 /// <summary>A device's (or gateway's) presence and the model version it runs, after a change of either.</summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.DeviceStatus")]
 public sealed record DeviceStatus(DeviceConnection Connection, string? ModelVersion, DateTimeOffset? LastSeen);
 
 /// <summary>An order after a change: <see cref="Change"/> is created, paid, shipped, delivered or cancelled.</summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.OrderChanged")]
 public sealed record OrderChanged(string Change, OrderView Order);

@@ -1,22 +1,27 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using CloudEdge.Runtime;
-
+using Orleans.Streams;
 namespace CloudEdge.Grains;
 
 /// <summary>
 /// An event a grain has stored but maybe not yet published: the item, the streams (<c>namespace/key</c>)
 /// it goes to, those it is already on, and the trace context to publish it in. Kept in the grain's persisted state.
 /// </summary>
+[GenerateSerializer]
+[Alias("cloudedge.PendingEvent")]
 public sealed class PendingEvent<T>
 {
+    [Id(0)]
     public List<string> Streams { get; set; } = [];
 
     /// <summary>The streams it was published on by an attempt that failed on others: a retry skips them.</summary>
+    [Id(1)]
     public List<string> Published { get; set; } = [];
 
+    [Id(2)]
     public T? Item { get; set; }
 
+    [Id(3)]
     public string? TraceParent { get; set; }
 }
 
@@ -110,7 +115,7 @@ internal sealed class StreamOutbox<T>(Grain grain, Func<List<PendingEvent<T>>> p
 
         var provider = grain.GetStreamProvider(PlatformStreams.Provider);
         // Order matters within a stream only: the streams are written concurrently (the store commits them together).
-        var results = await Task.WhenAll(byStream.Select(pair => PublishStreamAsync(provider.GetStream<T>(StreamId.Parse(pair.Key)), pair.Value)));
+        var results = await Task.WhenAll(byStream.Select(pair => PublishStreamAsync(provider.GetStream<T>(PlatformStreams.Parse(pair.Key)), pair.Value)));
         var failed = new List<string>();
         Exception? failure = null;
         foreach (var (stream, result) in byStream.Keys.Zip(results))
@@ -164,8 +169,8 @@ internal sealed class StreamOutbox<T>(Grain grain, Func<List<PendingEvent<T>>> p
 
     private void RecordFailure(Exception failure, List<string> streams, int pendingCount)
     {
-        var grainId = grain.GrainContext.GrainId;
-        Failures.Add(1, new KeyValuePair<string, object?>("grain.type", grainId.Type));
+        var grainId = grain.GetGrainId();
+        Failures.Add(1, new KeyValuePair<string, object?>("grain.type", grainId.Type.ToString()));
         using var activity = Source.StartActivity("stream publish failed", ActivityKind.Internal);
         if (activity is not null)
         {
@@ -191,7 +196,7 @@ internal sealed class StreamOutbox<T>(Grain grain, Func<List<PendingEvent<T>>> p
 
         var delay = retryDelay;
         retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetry.Ticks));
-        retryTimer = grain.GrainContext.RegisterTimer(
+        retryTimer = grain.RegisterGrainTimer(
             async cancellationToken =>
             {
                 // Disposed only at the end: disposing a timer cancels the token of its running tick.
@@ -227,7 +232,7 @@ internal sealed class StreamOutbox<T>(Grain grain, Func<List<PendingEvent<T>>> p
             {
                 try
                 {
-                    await stream.OnNextBatchAsync([.. events.Skip(start).Take(end - start).Select(e => e.Item!)]);
+                    await stream.OnNextBatchAsync(events.Skip(start).Take(end - start).Select(e => e.Item!).ToList());
                 }
                 catch (Exception exception)
                 {
@@ -253,7 +258,7 @@ internal sealed class StreamOutbox<T>(Grain grain, Func<List<PendingEvent<T>>> p
             return null;
         }
 
-        var activity = Source.StartActivity($"publish {streamId.Namespace} event", ActivityKind.Internal, parent);
+        var activity = Source.StartActivity($"publish {streamId.GetNamespace()} event", ActivityKind.Internal, parent);
         if (activity is null)
         {
             activity = new Activity("publish event");

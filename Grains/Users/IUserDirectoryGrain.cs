@@ -1,5 +1,3 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
 /// <summary>
@@ -7,6 +5,7 @@ namespace CloudEdge.Grains;
 /// activation (key <see cref="Key"/>) holds them all: registrations are rare next to reads, and each
 /// write rewrites the list, so this suits thousands of users, not millions.
 /// </summary>
+[Alias("cloudedge.IUserDirectoryGrain")]
 public interface IUserDirectoryGrain : IGrainWithStringKey
 {
     public const string Key = "all";
@@ -18,20 +17,25 @@ public interface IUserDirectoryGrain : IGrainWithStringKey
     Task<UserIdPage> List(int offset, int limit);
 }
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.UserIdPage")]
 public sealed record UserIdPage(IReadOnlyList<string> UserIds, int Total);
 
+[GenerateSerializer]
+[Alias("cloudedge.UserDirectoryState")]
 public sealed class UserDirectoryState
 {
+    [Id(0)]
     public List<string> UserIds { get; set; } = [];
 }
 
-public sealed class UserDirectoryGrain : Grain, IUserDirectoryGrain
+internal sealed class UserDirectoryGrain : Grain, IUserDirectoryGrain
 {
     private readonly IPersistentState<UserDirectoryState> state;
     private readonly IdSet ids;
 
-    public UserDirectoryGrain([PersistentState("users")] IPersistentState<UserDirectoryState> state)
+    public UserDirectoryGrain([PersistentState("users", PlatformStorage.Name)] IPersistentState<UserDirectoryState> state)
     {
         this.state = state;
         ids = new IdSet(() => state.State.UserIds);

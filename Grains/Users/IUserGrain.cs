@@ -1,8 +1,7 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
 /// <summary>A user, keyed by user id (the JWT subject): profile plus the ids of their orders and devices.</summary>
+[Alias("cloudedge.IUserGrain")]
 public interface IUserGrain : IGrainWithStringKey
 {
     /// <summary>Registers the user. A retry with the same request id returns the first result.</summary>
@@ -30,14 +29,20 @@ public interface IUserGrain : IGrainWithStringKey
     Task AttachDevice(string deviceId);
 }
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.RegisterUser")]
 public sealed record RegisterUser(string RequestId, string Email, string DisplayName);
 
 /// <summary>Changes the fields that are not null. With <see cref="ExpectedVersion"/>, a stale version is a conflict.</summary>
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.UpdateUserProfile")]
 public sealed record UpdateUserProfile(string RequestId, string? Email, string? DisplayName, long? ExpectedVersion = null);
 
+[GenerateSerializer]
 [Immutable]
+[Alias("cloudedge.UserView")]
 public sealed record UserView(
     string UserId,
     string Email,

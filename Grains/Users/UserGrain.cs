@@ -1,19 +1,17 @@
-using CloudEdge.Runtime;
-
 namespace CloudEdge.Grains;
 
-public sealed class UserGrain : Grain, IUserGrain
+internal sealed class UserGrain : Grain, IUserGrain
 {
     private readonly IPersistentState<UserState> state;
     private readonly TimeProvider time;
 
-    public UserGrain([PersistentState("user")] IPersistentState<UserState> state)
+    public UserGrain([PersistentState("user", PlatformStorage.Name)] IPersistentState<UserState> state, TimeProvider time)
     {
         this.state = state;
-        time = ServiceProvider.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        this.time = time;
     }
 
-    private string UserId => GrainId.Key;
+    private string UserId => this.GetPrimaryKeyString();
 
     private UserState S => state.State;
 
@@ -88,9 +86,9 @@ public sealed class UserGrain : Grain, IUserGrain
         return view;
     }
 
-    public Task<IReadOnlyList<string>> GetOrderIds() => Task.FromResult<IReadOnlyList<string>>([.. EnsureRegistered().OrderIds]);
+    public Task<IReadOnlyList<string>> GetOrderIds() => Task.FromResult<IReadOnlyList<string>>(EnsureRegistered().OrderIds.ToArray());
 
-    public Task<IReadOnlyList<string>> GetDeviceIds() => Task.FromResult<IReadOnlyList<string>>([.. EnsureRegistered().DeviceIds]);
+    public Task<IReadOnlyList<string>> GetDeviceIds() => Task.FromResult<IReadOnlyList<string>>(EnsureRegistered().DeviceIds.ToArray());
 
     public Task AttachOrder(string orderId) => Attach(S.OrderIds, orderId, "orderId");
 

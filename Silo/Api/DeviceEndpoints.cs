@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Mvc;
 using System.Text.Json;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Auth;
 
 namespace CloudEdge.Silo.Api;
@@ -137,10 +136,22 @@ internal static class DeviceEndpoints
         var view = await device.Get();
         if (ownerCheck)
         {
-            Caller.From(http.User).EnsureCanAccessUser(view.OwnerId);
+            EnsureVisible(Caller.From(http.User), view);
         }
 
         return (device, view);
+    }
+
+    /// <summary>
+    /// A device the caller may not see answers exactly like one that does not exist (404 device_not_found), so
+    /// device ids cannot be probed.
+    /// </summary>
+    internal static void EnsureVisible(Caller caller, DeviceView view)
+    {
+        if (!caller.CanAccessUser(view.OwnerId))
+        {
+            throw new EntityNotFoundException("device_not_found", $"Device '{view.DeviceId}' is not registered.");
+        }
     }
 
     internal static async Task<Page<DeviceResponse>> ListDevices(IUserGrain user, IGrainFactory grains, int? offset, int? limit)

@@ -1,16 +1,16 @@
 using System.Diagnostics;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Auth;
 using CloudEdge.Silo.Hosting;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
+using Orleans.Storage;
 
 namespace CloudEdge.Silo.Api;
 
 /// <summary>
 /// Turns domain and request exceptions into ProblemDetails answers: bad input 400, unknown ids 404,
-/// conflicts 409, rule violations 422, a busy or stopping silo 503. Anything else stays a 500.
+/// conflicts 409, rule violations 422, a busy or stopping silo or an unreachable database 503. Anything else stays a 500.
 /// Every problem carries a stable "code".
 /// </summary>
 internal sealed partial class DomainExceptionHandler(IProblemDetailsService problems, SiloMetrics metrics, ILogger<DomainExceptionHandler> logger) : IExceptionHandler
@@ -78,6 +78,7 @@ internal sealed partial class DomainExceptionHandler(IProblemDetailsService prob
         EntityNotFoundException e => Problem(StatusCodes.Status404NotFound, "Not found", e.Message, e.Code),
         DomainConflictException e => Problem(StatusCodes.Status409Conflict, "Conflict", e.Message, e.Code),
         RuleViolationException e => Problem(StatusCodes.Status422UnprocessableEntity, "Rule violated", e.Message, e.Code),
+        // Orleans' storage refuses a write with a stale ETag (two activations of one grain wrote the same record).
         InconsistentStateException => Problem(StatusCodes.Status409Conflict, "Conflict",
             "The entity was changed by another writer at the same time; read it again and retry.", "etag_conflict"),
         RequestRejectedException e => Problem(e.StatusCode, e.StatusCode switch
@@ -92,7 +93,9 @@ internal sealed partial class DomainExceptionHandler(IProblemDetailsService prob
             e.InnerException is System.Text.Json.JsonException json ? $"{e.Message} {json.Message}" : e.Message,
             e.StatusCode == StatusCodes.Status400BadRequest ? "malformed_request" : "bad_request"),
         SiloUnavailableException e => Problem(StatusCodes.Status503ServiceUnavailable, "Unavailable", e.Message, "silo_unavailable"),
-        GrainCallTimeoutException => Problem(StatusCodes.Status503ServiceUnavailable, "Unavailable", "The request timed out inside the silo; retry it with the same Idempotency-Key.", "timeout"),
+        _ when StorageFailures.IsDatabaseFailure(exception) => Problem(StatusCodes.Status503ServiceUnavailable, "Unavailable",
+            "The platform's database does not answer; nothing of this request was lost: retry it with the same Idempotency-Key.", "storage_unavailable"),
+        TimeoutException => Problem(StatusCodes.Status503ServiceUnavailable, "Unavailable", "The request timed out inside the silo; retry it with the same Idempotency-Key.", "timeout"),
         _ => null,
     };
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Auth;
 using CloudEdge.Silo.Edge;
 using CloudEdge.Silo.Hosting;
@@ -68,7 +67,7 @@ internal static class GatewayEndpoints
         .ProducesProblem(StatusCodes.Status403Forbidden)
         .ProducesProblem(StatusCodes.Status404NotFound);
 
-        gateways.MapPut("/{gatewayId}/desired", async (string gatewayId, SetDesiredRequest body, HttpContext http, [FromServices] IGrainFactory grains, [FromServices] DesiredChangeSignal signal) =>
+        gateways.MapPut("/{gatewayId}/desired", async (string gatewayId, SetDesiredRequest body, HttpContext http, [FromServices] IGrainFactory grains) =>
         {
             CommandHeaders.EnsureId(gatewayId, "gatewayId");
             Caller.From(http.User).EnsureAdmin("assign models to gateways");
@@ -89,7 +88,6 @@ internal static class GatewayEndpoints
             }
 
             var desired = await grains.GetGrain<IGatewayGrain>(gatewayId).SetDesired(new SetGatewayDesired(model, expected));
-            signal.Notify(gatewayId);
             CommandHeaders.SetETag(http, desired.Version);
             return TypedResults.Ok(DesiredResponse.From(desired));
         })
@@ -113,9 +111,10 @@ internal static class GatewayEndpoints
             var gateway = grains.GetGrain<IGatewayGrain>(gatewayId);
             var known = IfNoneMatch(http);
             // Subscribe before reading, so that a change between the read and the wait is not missed.
-            var change = waitSeconds is > 0 && known.Count > 0 ? signal.NextChange(gatewayId) : null;
+            await using var watch = waitSeconds is > 0 && known.Count > 0 ? await signal.WatchAsync(gatewayId, http.RequestAborted) : null;
+            var change = watch?.NextChange();
             var desired = await gateway.GetDesired();
-            if (change is not null && known.Contains(desired.Version))
+            if (watch is not null && change is not null && known.Contains(desired.Version))
             {
                 // Long-poll: answer at the first change, at the deadline, or when the client or the silo goes away.
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
@@ -126,7 +125,7 @@ internal static class GatewayEndpoints
                     {
                         await change.WaitAsync(stop.Token);
                         // A PUT that set what was already desired signals too: wait on unless the version moved.
-                        change = signal.NextChange(gatewayId);
+                        change = watch.NextChange();
                         desired = await gateway.GetDesired();
                     }
                 }

@@ -1,6 +1,5 @@
 using System.Text;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Auth;
 using CloudEdge.Silo.Edge;
 using Microsoft.AspNetCore.Mvc;

@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Mvc;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Auth;
 
 namespace CloudEdge.Silo.Api;

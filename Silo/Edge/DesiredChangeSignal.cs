@@ -1,29 +1,38 @@
-using System.Collections.Concurrent;
+using CloudEdge.Grains;
+using CloudEdge.Silo.Live;
 
 namespace CloudEdge.Silo.Edge;
 
 /// <summary>
-/// Wakes long-polls of GET desired when an admin changes a gateway's desired properties on this
-/// silo. A waiter takes the task before it reads the desired version, so a change between the read
-/// and the wait is never missed. One small entry stays per gateway that long-polled since its last
-/// change; a cluster of silos would need the grain to publish changes instead.
+/// Wakes long-polls of GET desired when a gateway's desired model changes, on whichever silo the change
+/// was made: the gateway grain publishes each change on the stream <c>desired/{gatewayId}</c>, and the
+/// long-polls of this silo share one subscription to it (<see cref="LiveFeeds"/>). A waiter joins before
+/// it reads the desired version, so a change between the read and the wait is never missed.
 /// </summary>
-internal sealed class DesiredChangeSignal
+internal sealed class DesiredChangeSignal(LiveFeeds feeds)
 {
-    private readonly ConcurrentDictionary<string, TaskCompletionSource> waiters = new(StringComparer.Ordinal);
-
-    /// <summary>Completes at the next <see cref="Notify"/> for this gateway.</summary>
-    public Task NextChange(string gatewayId) =>
-        waiters.GetOrAdd(gatewayId, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
-
-    /// <summary>True while a request waits for (or is about to wait for) this gateway's next change.</summary>
-    public bool HasWaiters(string gatewayId) => waiters.ContainsKey(gatewayId);
-
-    public void Notify(string gatewayId)
+    public async Task<Watch> WatchAsync(string gatewayId, CancellationToken cancellationToken)
     {
-        if (waiters.TryRemove(gatewayId, out var waiter))
-        {
-            waiter.TrySetResult();
-        }
+        var watch = new Watch();
+        watch.Membership = await feeds.JoinAsync<DeviceEvent>(PlatformStreams.DesiredStream(gatewayId), watch.Changed, cancellationToken);
+        return watch;
+    }
+
+    /// <summary>True while a request of this silo waits for (or is about to wait for) this gateway's next change.</summary>
+    public bool HasWaiters(string gatewayId) => feeds.IsFollowed(PlatformStreams.DesiredStream(gatewayId));
+
+    internal sealed class Watch : IAsyncDisposable
+    {
+        private TaskCompletionSource next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public IAsyncDisposable? Membership { get; set; }
+
+        /// <summary>Completes at the first change published after this call.</summary>
+        public Task NextChange() => Volatile.Read(ref next).Task;
+
+        public void Changed(LiveEvent<DeviceEvent> change) =>
+            Interlocked.Exchange(ref next, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+        public ValueTask DisposeAsync() => Membership?.DisposeAsync() ?? ValueTask.CompletedTask;
     }
 }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Api;
 
 namespace CloudEdge.Silo.Edge;

@@ -12,14 +12,7 @@ internal static class EdgeSetup
     public static void AddSiloEdge(this WebApplicationBuilder builder)
     {
         builder.Services.Configure<EdgeOptions>(builder.Configuration.GetSection(EdgeOptions.Section));
-        var presence = builder.Configuration.GetSection(DevicePresenceOptions.Section).Get<DevicePresenceOptions>() ?? new DevicePresenceOptions();
-        if (presence.OfflineAfter <= TimeSpan.Zero)
-        {
-            throw new InvalidOperationException("Devices:OfflineAfter must be positive.");
-        }
-
-        builder.Services.AddSingleton(presence);
-        builder.Services.AddSingleton(new ModelBlobStore(RuntimeSetup.DataDirectory(builder.Configuration)));
+        builder.Services.AddSingleton(new ModelBlobStore(OrleansSetup.DataDirectory(builder.Configuration)));
         builder.Services.AddSingleton<DesiredChangeSignal>();
     }
 }

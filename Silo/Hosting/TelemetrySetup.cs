@@ -8,12 +8,12 @@ namespace CloudEdge.Silo.Hosting;
 /// </summary>
 internal static class TelemetrySetup
 {
-    public static readonly string[] Sources = ["CloudEdge.Runtime", "CloudEdge.Grains", "Microsoft.AspNetCore", "System.Net.Http", SiloMetrics.Name];
+    /// <summary>Orleans' grain call spans (with activity propagation), the grains' publish spans and the silo's own.</summary>
+    public static readonly string[] Sources = ["Microsoft.Orleans.Runtime", "Microsoft.Orleans.Application", "CloudEdge.Grains", SiloMetrics.Name];
 
     public static readonly string[] Meters =
     [
-        "CloudEdge.Runtime", "CloudEdge.Grains", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel",
-        "Microsoft.AspNetCore.RateLimiting", "Microsoft.AspNetCore.Authentication", "System.Net.Http", SiloMetrics.Name,
+        "Microsoft.Orleans", "CloudEdge.Grains", "Microsoft.AspNetCore.RateLimiting", "Microsoft.AspNetCore.Authentication", SiloMetrics.Name,
     ];
 
     public static void AddSiloTelemetry(this WebApplicationBuilder builder)

@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Security.Claims;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
-using CloudEdge.Runtime.Streams;
 using CloudEdge.Silo.Api;
 using CloudEdge.Silo.Auth;
 using Microsoft.AspNetCore.Mvc;
@@ -30,6 +28,8 @@ internal static class LiveEndpoints
         builder.Services.AddSingleton<LiveMetrics>();
         builder.Services.AddSingleton<LiveConnections>();
         builder.Services.AddSingleton<SseWriter>();
+        builder.Services.AddSingleton<LiveFeeds>();
+        builder.Services.AddSingleton<LiveLog>();
     }
 
     public static void MapLiveEndpoints(this RouteGroupBuilder api)
@@ -40,7 +40,7 @@ internal static class LiveEndpoints
         {
             CommandHeaders.EnsureId(deviceId, "deviceId");
             var device = await grains.GetGrain<IDeviceGrain>(deviceId).Get();
-            Caller.From(http.User).EnsureCanAccessUser(device.OwnerId);
+            DeviceEndpoints.EnsureVisible(Caller.From(http.User), device);
             await Stream<DeviceEvent>(http, PlatformStreams.DeviceStream(deviceId), e => e.Type);
         })
         .WithName("LiveDevice")
@@ -103,21 +103,21 @@ internal static class LiveEndpoints
     private static async Task Stream<T>(HttpContext http, StreamId streamId, Func<T, string> eventName)
     {
         var services = http.RequestServices;
-        var provider = services.GetRequiredKeyedService<IStreamProvider>(PlatformStreams.Provider);
-        var from = await StartAsync(http, provider, streamId);
+        var history = services.GetRequiredService<LiveLog>().HistoryOf<T>(streamId);
+        var after = await StartAsync(http, history);
         var settings = services.GetRequiredService<IOptions<LiveOptions>>().Value;
         var caller = Caller.From(http.User).Subject;
         using var lease = services.GetRequiredService<LiveConnections>().TryOpen(caller, settings.MaxConnectionsPerCaller)
             ?? throw new RequestRejectedException(StatusCodes.Status429TooManyRequests, "too_many_streams",
                 $"'{caller}' already holds {settings.MaxConnectionsPerCaller} live connections; close one first.");
-        await services.GetRequiredService<SseWriter>().RunAsync(http, provider.GetStream<T>(streamId), from, eventName);
+        await services.GetRequiredService<SseWriter>().RunAsync(http, streamId, after, history.Read, eventName);
     }
 
     /// <summary>
-    /// Where the client starts: after the Last-Event-ID it names (header, or ?lastEventId= for a first
-    /// EventSource connection), else ?replay=N events back, else from now.
+    /// The sequence the client has seen: the Last-Event-ID it names (header, or ?lastEventId= for a first
+    /// EventSource connection), else ?replay=N events back from the stream's end, else null (from now).
     /// </summary>
-    private static async Task<StreamSequenceToken?> StartAsync(HttpContext http, IStreamProvider provider, StreamId streamId)
+    private static async Task<long?> StartAsync<T>(HttpContext http, LiveLog.History<T> history)
     {
         var lastEventId = http.Request.Headers["Last-Event-ID"].ToString();
         if (lastEventId.Length == 0)
@@ -132,9 +132,8 @@ internal static class LiveEndpoints
                 throw new InvalidInputException("invalid_last_event_id", "lastEventId", "Last-Event-ID must be the sequence number (id) of the last event received.");
             }
 
-            // An id beyond the stream's end comes from another life of the data directory: continue from the end.
-            var end = await provider.GetLastTokenAsync(streamId, http.RequestAborted);
-            return end is null ? StreamSequenceToken.Beginning : new StreamSequenceToken(Math.Min(last, end.SequenceNumber) + 1);
+            // An id beyond the stream's end comes from another life of the database: continue from the end.
+            return Math.Min(last, await history.LastSequenceAsync(http.RequestAborted));
         }
 
         var replayText = http.Request.Query["replay"].ToString();
@@ -153,8 +152,6 @@ internal static class LiveEndpoints
             return null;
         }
 
-        // Nothing published yet: everything from the first event on is new, so none is missed.
-        var head = await provider.GetLastTokenAsync(streamId, http.RequestAborted);
-        return head is null ? StreamSequenceToken.Beginning : new StreamSequenceToken(Math.Max(1, head.SequenceNumber - replay + 1));
+        return Math.Max(0, await history.LastSequenceAsync(http.RequestAborted) - replay);
     }
 }

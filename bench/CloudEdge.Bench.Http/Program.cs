@@ -37,6 +37,12 @@ using var silo = Process.Start(new ProcessStartInfo("dotnet")
     RedirectStandardOutput = true,
     RedirectStandardError = true,
     WorkingDirectory = Path.GetDirectoryName(siloPath)!,
+    // The Silo's PostgreSQL, through the environment (the connection string has a password).
+    Environment =
+    {
+        ["Silo__Postgres"] = Environment.GetEnvironmentVariable("CLOUDEDGE_POSTGRES")
+            ?? throw new InvalidOperationException("Set CLOUDEDGE_POSTGRES to a PostgreSQL connection string (tools/postgres.sh start DIR prints one)."),
+    },
 }) ?? throw new InvalidOperationException("Could not start the silo.");
 silo.OutputDataReceived += (_, _) => { };
 silo.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("silo: " + e.Data); };

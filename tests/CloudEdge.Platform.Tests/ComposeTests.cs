@@ -32,9 +32,14 @@ public sealed class ComposeTests
         Assert.Equal("127.0.0.1", config.PublishedHostIp("otel-collector", 4317));
         Assert.Equal("127.0.0.1", config.PublishedHostIp("otel-collector", 4318));
 
-        // Independent Silos until the cluster storage lands: each has its own data volume.
+        // One cluster on PostgreSQL (membership, state, reminders, streams); each Silo keeps its own model blob volume.
         var siloVolumes = new[] { "silo1", "silo2", "silo3" }.Select(s => config.Service(s).GetProperty("volumes")[0].GetString()!.Split(':')[0]).ToList();
         Assert.Equal(3, siloVolumes.Distinct().Count());
+        foreach (var silo in new[] { "silo1", "silo2", "silo3" })
+        {
+            Assert.StartsWith("Host=postgres;", config.Service(silo).GetProperty("environment").GetProperty("Silo__Postgres").GetString(), StringComparison.Ordinal);
+            Assert.Equal("service_healthy", config.Service(silo).GetProperty("depends_on").GetProperty("postgres").GetProperty("condition").GetString());
+        }
 
         // The edge agent starts only after provisioning finished, and reads what provisioning wrote.
         var edgeDependsOn = config.Service("edge-agent").GetProperty("depends_on");

@@ -20,6 +20,21 @@ public sealed class AuthTests(SiloFixture fixture) : IClassFixture<SiloFixture>
     }
 
     [Fact]
+    public async Task The_Orleans_dashboard_is_for_admins_only()
+    {
+        using var anonymous = await silo.Anonymous().GetAsync("/orleans/");
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        using var user = await silo.As(Ids.New("user")).GetAsync("/orleans/");
+        Assert.Equal(HttpStatusCode.Forbidden, user.StatusCode);
+        using var gateway = await silo.As(Ids.New("gw"), Roles.Gateway).GetAsync("/orleans/");
+        Assert.Equal(HttpStatusCode.Forbidden, gateway.StatusCode);
+
+        using var admin = await silo.As("ops", Roles.Admin).GetAsync("/orleans/");
+        Assert.Equal(HttpStatusCode.OK, admin.StatusCode);
+        Assert.Contains("text/html", admin.Content.Headers.ContentType?.MediaType, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_request_without_a_token_is_401_with_a_bearer_challenge()
     {
         var (response, _) = await silo.Anonymous().Get("/api/v1/ping");
@@ -76,6 +91,16 @@ public sealed class AuthTests(SiloFixture fixture) : IClassFixture<SiloFixture>
 
         var admin = silo.As("ops", Roles.Admin);
         (await admin.Get($"/api/v1/orders/{orderId}")).AssertStatus(HttpStatusCode.OK);
+
+        // Someone else's device and a device that does not exist get the same answer, so ids cannot be probed.
+        var deviceId = Ids.New("dev");
+        (await silo.As(ownerId).Post("/api/v1/devices", new { deviceId, gatewayId = Ids.New("gw"), kind = "temperature", model = "t1" }, "dev")).AssertStatus(HttpStatusCode.Created);
+        var hidden = (await mallory.Get($"/api/v1/devices/{deviceId}")).AssertStatus(HttpStatusCode.NotFound, "device_not_found");
+        var unknownId = Ids.New("dev");
+        var unknown = (await mallory.Get($"/api/v1/devices/{unknownId}")).AssertStatus(HttpStatusCode.NotFound, "device_not_found");
+        Assert.Equal(((string?)unknown["detail"])!.Replace(unknownId, "{id}", StringComparison.Ordinal), ((string?)hidden["detail"])!.Replace(deviceId, "{id}", StringComparison.Ordinal));
+        (await mallory.Send(HttpMethod.Patch, $"/api/v1/devices/{deviceId}/desired", new { properties = new Dictionary<string, string> { ["a"] = "1" } }, "p")).AssertStatus(HttpStatusCode.NotFound, "device_not_found");
+        (await admin.Get($"/api/v1/devices/{deviceId}")).AssertStatus(HttpStatusCode.OK);
         (await admin.Get($"/api/v1/orders?userId={ownerId}")).AssertStatus(HttpStatusCode.OK);
     }
 }

@@ -220,7 +220,8 @@ public sealed class LiveTests(SiloFixture fixture) : IClassFixture<SiloFixture>
         }
 
         var stranger = silo.As(Ids.New("stranger"));
-        (await Problem(stranger, $"/api/v1/live/devices/{deviceId}")).AssertStatus(HttpStatusCode.Forbidden, "forbidden");
+        // Someone else's device answers like an unknown one: ids cannot be probed.
+        (await Problem(stranger, $"/api/v1/live/devices/{deviceId}")).AssertStatus(HttpStatusCode.NotFound, "device_not_found");
         (await Problem(stranger, "/api/v1/live/alerts")).AssertStatus(HttpStatusCode.Forbidden, "forbidden");
         (await Problem(stranger, "/api/v1/live/status")).AssertStatus(HttpStatusCode.Forbidden, "forbidden");
         (await Problem(stranger, $"/api/v1/live/users/{ownerId}/orders")).AssertStatus(HttpStatusCode.Forbidden, "forbidden");

@@ -1,7 +1,7 @@
 using System.Net;
 using CloudEdge.Grains;
 using CloudEdge.Silo.Auth;
-using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CloudEdge.Silo.Tests;
@@ -12,7 +12,7 @@ public sealed class PresenceTests
     [Fact]
     public async Task A_device_goes_offline_after_the_configured_silence()
     {
-        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var silo = await TestSilo.StartAsync(
             settings: new Dictionary<string, string> { ["Devices:OfflineAfter"] = "00:01:00" },
             services: s => s.AddSingleton<TimeProvider>(clock));
@@ -49,20 +49,6 @@ public sealed class PresenceTests
         Assert.Equal("Online", (string?)(await admin.Get($"/api/v1/devices/{deviceId}")).AssertStatus(HttpStatusCode.OK)["connection"]);
     }
 
-    private static async Task<int?> StoredConnection(TestSilo silo, string deviceId)
-    {
-        await using var connection = new SqliteConnection($"Data Source={Path.Combine(silo.DataDirectory, "grains.db")};Mode=ReadOnly;Pooling=False");
-        await connection.OpenAsync();
-        await using var read = connection.CreateCommand();
-        read.CommandText = "SELECT payload FROM grain_state WHERE state_name = 'device' AND grain_id = $id";
-        read.Parameters.AddWithValue("$id", "device/" + deviceId);
-        var payload = System.Text.Json.Nodes.JsonNode.Parse((string)(await read.ExecuteScalarAsync())!)!;
-        var value = payload["connection"] ?? payload["Connection"];
-        return value?.GetValueKind() switch
-        {
-            System.Text.Json.JsonValueKind.Number => (int)value,
-            System.Text.Json.JsonValueKind.String => (int)Enum.Parse<DeviceConnection>((string)value!, ignoreCase: true),
-            _ => null,
-        };
-    }
+    private static async Task<int> StoredConnection(TestSilo silo, string deviceId) =>
+        (int)(await silo.ReadStateAsync<DeviceState>("device", "device", deviceId)).State!.Connection;
 }

@@ -2,10 +2,12 @@ using System.Diagnostics.Metrics;
 using System.Net;
 using System.Text.Json.Nodes;
 using CloudEdge.Grains;
-using CloudEdge.Runtime;
 using CloudEdge.Silo.Auth;
-using Microsoft.Data.Sqlite;
+using CloudEdge.Streaming;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using Npgsql;
+using Orleans.Streams;
 
 namespace CloudEdge.Silo.Tests;
 
@@ -18,11 +20,13 @@ public sealed class StreamPublishingTests
     [Fact]
     public async Task Presence_changes_are_published_as_status_events()
     {
-        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var (gatewayId, deviceId) = (Ids.New("gw"), Ids.New("dev"));
         await using var silo = await TestSilo.StartAsync(settings: new Dictionary<string, string> { ["Devices:OfflineAfter"] = "00:01:00" }, services: s => s.AddSingleton<TimeProvider>(clock));
         await EdgeHttp.RegisterDevice(silo, deviceId, gatewayId);
         var admin = silo.As("ops", Roles.Admin);
+        // Orleans' stream delivery runs on the host's clock too: it moves along with real time, and jumps when the test says.
+        await using var running = RunAlong(clock);
         await using var status = await LiveSse.ConnectAsync(admin, "/api/v1/live/status");
         await using var device = await LiveSse.ConnectAsync(admin, $"/api/v1/live/devices/{deviceId}");
 
@@ -70,22 +74,22 @@ public sealed class StreamPublishingTests
         try
         {
             string gatewayId = Ids.New("gw"), deviceId = Ids.New("dev");
-            JsonObject crashed;
+            DeviceState crashed;
             await using (var first = await TestSilo.StartAsync(directory))
             {
                 await EdgeHttp.RegisterDevice(first, deviceId, gatewayId);
                 (await first.Gateway(gatewayId).Uplink(gatewayId, EdgeHttp.Alert(gatewayId, deviceId, 1, DateTimeOffset.UtcNow))).AssertStatus(HttpStatusCode.OK);
                 // The state write carried the events with the alert; they leave the stored state only with a later write.
-                crashed = await DeviceRecord(directory, deviceId);
-                var outbox = crashed["outbox"]!.AsArray();
+                crashed = await DeviceRecord(first, deviceId);
+                var outbox = crashed.Outbox;
                 Assert.Equal(2, outbox.Count);
-                Assert.Equal([$"device/{deviceId}", $"gateway/{gatewayId}", "alerts/fleet"], outbox[0]!["streams"]!.AsArray().Select(s => (string?)s));
+                Assert.Equal([$"device/{deviceId}", $"gateway/{gatewayId}", "alerts/fleet"], outbox[0].Streams);
             }
 
-            // The crash: the silo stopped after the write and before the events left the state.
-            await WriteDeviceRecord(directory, deviceId, crashed);
-
             await using var second = await TestSilo.StartAsync(directory);
+            // The crash: the silo stopped after the write and before the events left the state.
+            await WriteDeviceRecord(second, deviceId, crashed);
+
             var admin = second.As("ops", Roles.Admin);
             Assert.Equal(1, (long)(await admin.Get($"/api/v1/devices/{deviceId}")).AssertStatus(HttpStatusCode.OK)["alerts"]!["total"]!);
             await using var stream = await LiveSse.ConnectAsync(admin, $"/api/v1/live/devices/{deviceId}?replay=100");
@@ -94,7 +98,7 @@ public sealed class StreamPublishingTests
             Assert.Equal(["alert", "status", "alert", "status"], events.Select(e => e.Event));
             Assert.Equal((string?)events[0].Data["alert"]!["itemId"], (string?)events[2].Data["alert"]!["itemId"]);
             Assert.Equal(events[0].Str("traceId"), events[2].Str("traceId"));
-            await Wait.UntilAsync(async () => (await DeviceRecord(directory, deviceId))["outbox"]!.AsArray().Count == 0, "the republished events leave the stored state");
+            await Wait.UntilAsync(async () => (await DeviceRecord(second, deviceId)).Outbox.Count == 0, "the republished events leave the stored state");
         }
         finally
         {
@@ -105,7 +109,7 @@ public sealed class StreamPublishingTests
     [Fact]
     public async Task A_publish_that_fails_after_the_write_answers_the_caller_and_is_retried_once_per_stream()
     {
-        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var (gatewayId, deviceId) = (Ids.New("gw"), Ids.New("dev"));
         await using var silo = await TestSilo.StartAsync(settings: new Dictionary<string, string> { ["Devices:OfflineAfter"] = "1.00:00:00" }, services: s => s.AddSingleton<TimeProvider>(clock));
         await EdgeHttp.RegisterDevice(silo, deviceId, gatewayId);
@@ -121,8 +125,8 @@ public sealed class StreamPublishingTests
         listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref failures, value));
         listener.Start();
 
-        // The store's commits fail (a real SQLite error) for the fleet's alerts; the other streams may share the commit and fail with it.
-        await StreamsSql(silo.DataDirectory, "CREATE TRIGGER refuse_alerts BEFORE INSERT ON stream_events WHEN NEW.stream = 'alerts/fleet' BEGIN SELECT RAISE(ABORT, 'the stream store refuses writes'); END");
+        // The store's inserts fail (a real PostgreSQL error) for the fleet's alerts.
+        await StreamsSql(silo.DataDirectory, RefuseInserts("refuse_alerts", "NEW.stream_namespace = 'alerts'"));
         var gateway = silo.Gateway(gatewayId);
         (await gateway.Uplink(gatewayId, EdgeHttp.Alert(gatewayId, deviceId, 1, clock.GetUtcNow()))).AssertStatus(HttpStatusCode.OK);
         (await gateway.Uplink(gatewayId, EdgeHttp.Summary(gatewayId, deviceId, 2, clock.GetUtcNow(), 20))).AssertStatus(HttpStatusCode.OK);
@@ -130,59 +134,58 @@ public sealed class StreamPublishingTests
         Assert.Equal(1, (long)twin["alerts"]!["total"]!);
         Assert.NotNull(twin["latestSummary"]);
         Assert.True(Interlocked.Read(ref failures) >= 2, $"{failures} failures counted");
-        Assert.Empty(await StreamEvents(silo.DataDirectory, "alerts/fleet"));
+        Assert.Empty(await StreamEvents(silo, PlatformStreams.AlertsStream));
         // The alert stays stored for the refused stream; events whose commit nothing refused may be out already.
-        var waiting = Assert.Single((await DeviceRecord(silo.DataDirectory, deviceId))["outbox"]!.AsArray(), e => (string?)e!["item"]!["type"] == "alert");
-        Assert.DoesNotContain("alerts/fleet", waiting!["published"]!.AsArray().Select(s => (string?)s));
+        var waiting = Assert.Single((await DeviceRecord(silo, deviceId)).Outbox, e => e.Item!.Type == "alert");
+        Assert.DoesNotContain("alerts/fleet", waiting.Published);
 
         // The store recovers; the retry timer (1 s, on the silo's clock) publishes what is left.
-        await StreamsSql(silo.DataDirectory, "DROP TRIGGER refuse_alerts");
+        await StreamsSql(silo.DataDirectory, DropRefusal("refuse_alerts"));
         clock.Advance(StreamOutboxRetry);
-        await Wait.UntilAsync(async () => (await DeviceRecord(silo.DataDirectory, deviceId))["outbox"]!.AsArray().Count == 0, "the retried events leave the stored state");
-        Assert.Equal(["alert:1"], await StreamEvents(silo.DataDirectory, "alerts/fleet"));
-        Assert.Equal(["status:Online"], await StreamEvents(silo.DataDirectory, "status/fleet"));
-        Assert.Equal(["alert:1", "status:Online", "summary:2"], await StreamEvents(silo.DataDirectory, $"device/{deviceId}"));
-        Assert.Equal(["alert:1", "status:Online", "summary:2"], await StreamEvents(silo.DataDirectory, $"gateway/{gatewayId}"));
+        await Wait.UntilAsync(async () => (await DeviceRecord(silo, deviceId)).Outbox.Count == 0, "the retried events leave the stored state");
+        Assert.Equal(["alert:1"], await StreamEvents(silo, PlatformStreams.AlertsStream));
+        Assert.Equal(["status:Online"], await StreamEvents(silo, PlatformStreams.StatusStream));
+        Assert.Equal(["alert:1", "status:Online", "summary:2"], await StreamEvents(silo, PlatformStreams.DeviceStream(deviceId)));
+        Assert.Equal(["alert:1", "status:Online", "summary:2"], await StreamEvents(silo, PlatformStreams.GatewayStream(gatewayId)));
     }
 
     [Fact]
     public async Task A_grain_activates_while_the_store_fails_and_its_retry_skips_the_streams_already_reached()
     {
-        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var directory = TestSilo.NewDataDirectory();
         try
         {
             string gatewayId = Ids.New("gw"), deviceId = Ids.New("dev");
             var settings = new Dictionary<string, string> { ["Devices:OfflineAfter"] = "1.00:00:00" };
-            JsonObject crashed;
+            DeviceState crashed;
             await using (var first = await TestSilo.StartAsync(directory, settings, s => s.AddSingleton<TimeProvider>(clock)))
             {
                 await EdgeHttp.RegisterDevice(first, deviceId, gatewayId);
                 (await first.Gateway(gatewayId).Uplink(gatewayId, EdgeHttp.Alert(gatewayId, deviceId, 1, clock.GetUtcNow()))).AssertStatus(HttpStatusCode.OK);
-                crashed = await DeviceRecord(directory, deviceId);
+                crashed = await DeviceRecord(first, deviceId);
             }
 
             // The crash: the events reached the device's stream, then the silo stopped before the other streams.
-            foreach (var stored in crashed["outbox"]!.AsArray())
+            foreach (var stored in crashed.Outbox)
             {
-                stored!["published"] = new JsonArray($"device/{deviceId}");
+                stored.Published = [$"device/{deviceId}"];
             }
 
-            await WriteDeviceRecord(directory, deviceId, crashed);
-            await StreamsSql(directory, "CREATE TRIGGER refuse_all BEFORE INSERT ON stream_events BEGIN SELECT RAISE(ABORT, 'the stream store refuses writes'); END");
-
             await using var second = await TestSilo.StartAsync(directory, settings, s => s.AddSingleton<TimeProvider>(clock));
+            await WriteDeviceRecord(second, deviceId, crashed);
+            await StreamsSql(directory, RefuseInserts("refuse_all", "true"));
             var twin = (await second.As("ops", Roles.Admin).Get($"/api/v1/devices/{deviceId}")).AssertStatus(HttpStatusCode.OK);
             Assert.Equal(1, (long)twin["alerts"]!["total"]!);
-            Assert.Equal(["alert:1"], await StreamEvents(directory, "alerts/fleet"));
+            Assert.Equal(["alert:1"], await StreamEvents(second, PlatformStreams.AlertsStream));
 
-            await StreamsSql(directory, "DROP TRIGGER refuse_all");
+            await StreamsSql(directory, DropRefusal("refuse_all"));
             clock.Advance(StreamOutboxRetry);
-            await Wait.UntilAsync(async () => (await DeviceRecord(directory, deviceId))["outbox"]!.AsArray().Count == 0, "the retried events leave the stored state");
+            await Wait.UntilAsync(async () => (await DeviceRecord(second, deviceId)).Outbox.Count == 0, "the retried events leave the stored state");
             // Once on the stream the crash record says they reached, twice (before and after the crash) on the others.
-            Assert.Equal(["alert:1", "status:Online"], await StreamEvents(directory, $"device/{deviceId}"));
-            Assert.Equal(["alert:1", "status:Online", "alert:1", "status:Online"], await StreamEvents(directory, $"gateway/{gatewayId}"));
-            Assert.Equal(["alert:1", "alert:1"], await StreamEvents(directory, "alerts/fleet"));
+            Assert.Equal(["alert:1", "status:Online"], await StreamEvents(second, PlatformStreams.DeviceStream(deviceId)));
+            Assert.Equal(["alert:1", "status:Online", "alert:1", "status:Online"], await StreamEvents(second, PlatformStreams.GatewayStream(gatewayId)));
+            Assert.Equal(["alert:1", "alert:1"], await StreamEvents(second, PlatformStreams.AlertsStream));
         }
         finally
         {
@@ -231,7 +234,7 @@ public sealed class StreamPublishingTests
 
         // Large events straight onto the stream (the SSE layer does not care who publishes), until the slow
         // client, which never reads, fills its socket and its buffer.
-        var stream = silo.App.Services.GetRequiredKeyedService<IStreamProvider>(PlatformStreams.Provider).GetStream<DeviceEvent>(PlatformStreams.DeviceStream(deviceId));
+        var stream = silo.App.Services.GetRequiredService<IClusterClient>().GetStreamProvider(PlatformStreams.Provider).GetStream<DeviceEvent>(PlatformStreams.DeviceStream(deviceId));
         var links = Enumerable.Range(0, DeviceRules.MaxLinks).Select(_ => EdgeHttp.NewTraceParent(out var _)).ToArray();
         var published = 0L;
         var received = new List<SseMessage>();
@@ -255,7 +258,9 @@ public sealed class StreamPublishingTests
             var batch = Enumerable.Range(0, 200).Select(i => new DeviceEvent("summary", deviceId, gatewayId, DateTimeOffset.UtcNow,
                 new DeviceSummary($"{gatewayId}:{deviceId}:{published + i + 1}", gatewayId, published + i + 1, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow,
                     "temperature", 600, 1, 2, 1.5, 0.1, 0.1, 0, "v1", null, links), null, null));
-            published += (await stream.OnNextBatchAsync(batch)).Count;
+            var events = batch.ToList();
+            await stream.OnNextBatchAsync(events);
+            published += events.Count;
             return false;
         }, "the slow client is disconnected");
 
@@ -310,6 +315,31 @@ public sealed class StreamPublishingTests
         }, "a place is free again after a connection closed");
     }
 
+    /// <summary>Advances the clock by the real time that passes (in 10 ms steps) until disposed.</summary>
+    private static AsyncDisposableTask RunAlong(FakeTimeProvider clock)
+    {
+        var stop = new CancellationTokenSource();
+        var task = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await Task.Delay(10);
+                clock.Advance(TimeSpan.FromMilliseconds(10));
+            }
+        });
+        return new AsyncDisposableTask(stop, task);
+    }
+
+    private sealed class AsyncDisposableTask(CancellationTokenSource stop, Task task) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await stop.CancelAsync();
+            await task;
+            stop.Dispose();
+        }
+    }
+
     private static int Count(List<string> reasons, string reason)
     {
         lock (reasons)
@@ -321,58 +351,43 @@ public sealed class StreamPublishingTests
     /// <summary>Beyond any retry delay of the outbox (1 s doubling to 1 min).</summary>
     private static readonly TimeSpan StreamOutboxRetry = TimeSpan.FromSeconds(61);
 
+    /// <summary>A trigger that makes PostgreSQL refuse the stream provider's inserts matching <paramref name="condition"/> (NEW.* columns).</summary>
+    private static string RefuseInserts(string name, string condition) => $"""
+        CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the stream store refuses writes'; END $$;
+        CREATE TRIGGER {name} BEFORE INSERT ON cloudedge_stream_events FOR EACH ROW WHEN ({condition}) EXECUTE FUNCTION {name}();
+        """;
+
+    private static string DropRefusal(string name) => $"DROP TRIGGER {name} ON cloudedge_stream_events; DROP FUNCTION {name}();";
+
     private static async Task StreamsSql(string directory, string sql)
     {
-        await using var connection = await OpenStreamsAsync(directory);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
+        await using var connection = new NpgsqlConnection(await TestSilo.DatabaseOf(directory));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
         await command.ExecuteNonQueryAsync();
     }
 
-    private static async Task<SqliteConnection> OpenStreamsAsync(string directory)
+    /// <summary>A stream's events in order, from the provider's log, each as its type and what identifies its content (an item's seq, a status's connection).</summary>
+    private static async Task<List<string>> StreamEvents(TestSilo silo, StreamId stream)
     {
-        var connection = new SqliteConnection($"Data Source={Path.Combine(directory, $"streams-{PlatformStreams.Provider}.db")};Pooling=False");
-        await connection.OpenAsync();
-        return connection;
-    }
-
-    /// <summary>A stream's events in order, each as its type and what identifies its content (an item's seq, a status's connection).</summary>
-    private static async Task<List<string>> StreamEvents(string directory, string stream)
-    {
-        await using var connection = await OpenStreamsAsync(directory);
-        await using var read = connection.CreateCommand();
-        read.CommandText = "SELECT payload FROM stream_events WHERE stream = $stream ORDER BY seq";
-        read.Parameters.AddWithValue("$stream", stream);
-        var events = new List<string>();
-        await using var rows = await read.ExecuteReaderAsync();
-        while (await rows.ReadAsync())
+        var log = silo.App.Services.GetRequiredKeyedService<IStreamLog>(PlatformStreams.Provider);
+        var events = await log.ReadAsync<DeviceEvent>(stream, 0, 10_000, CancellationToken.None);
+        return [.. events.Select(e => e.Item.Type + ":" + e.Item.Type switch
         {
-            var payload = JsonNode.Parse(rows.GetString(0))!;
-            var type = (string)payload["type"]!;
-            events.Add(type + ":" + (type == "status" ? ((DeviceConnection)(int)payload["status"]!["connection"]!).ToString() : payload[type]!["seq"]!.ToJsonString()));
-        }
-
-        return events;
+            "status" => e.Item.Status!.Connection.ToString(),
+            "alert" => e.Item.Alert!.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            _ => e.Item.Summary!.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        })];
     }
 
-    private static async Task<JsonObject> DeviceRecord(string directory, string deviceId)
-    {
-        await using var connection = new SqliteConnection($"Data Source={Path.Combine(directory, "grains.db")};Pooling=False");
-        await connection.OpenAsync();
-        await using var read = connection.CreateCommand();
-        read.CommandText = "SELECT payload FROM grain_state WHERE state_name = 'device' AND grain_id = $id";
-        read.Parameters.AddWithValue("$id", "device/" + deviceId);
-        return JsonNode.Parse((string)(await read.ExecuteScalarAsync())!)!.AsObject();
-    }
+    private static async Task<DeviceState> DeviceRecord(TestSilo silo, string deviceId) =>
+        (await silo.ReadStateAsync<DeviceState>("device", "device", deviceId)).State!;
 
-    private static async Task WriteDeviceRecord(string directory, string deviceId, JsonObject payload)
+    /// <summary>Replaces the stored device state (before the grain activates on this silo), as a crash would have left it.</summary>
+    private static async Task WriteDeviceRecord(TestSilo silo, string deviceId, DeviceState state)
     {
-        await using var connection = new SqliteConnection($"Data Source={Path.Combine(directory, "grains.db")};Pooling=False");
-        await connection.OpenAsync();
-        await using var write = connection.CreateCommand();
-        write.CommandText = "UPDATE grain_state SET payload = $payload WHERE state_name = 'device' AND grain_id = $id";
-        write.Parameters.AddWithValue("$payload", payload.ToJsonString());
-        write.Parameters.AddWithValue("$id", "device/" + deviceId);
-        Assert.Equal(1, await write.ExecuteNonQueryAsync());
+        var stored = await silo.ReadStateAsync<DeviceState>("device", "device", deviceId);
+        stored.State = state;
+        await silo.WriteStateAsync("device", "device", deviceId, stored);
     }
 }

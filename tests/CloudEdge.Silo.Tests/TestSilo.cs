@@ -1,10 +1,13 @@
+using System.Collections.Concurrent;
 using System.Net.Http.Headers;
-using CloudEdge.Runtime;
+using CloudEdge.Testing.Postgres;
 using CloudEdge.Silo.Auth;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using CloudEdge.Grains;
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.Storage;
 
 namespace CloudEdge.Silo.Tests;
 
@@ -37,6 +40,24 @@ internal sealed class TestSilo : IAsyncDisposable
 
     public IGrainFactory Grains => App.Services.GetRequiredService<IGrainFactory>();
 
+    /// <summary>The platform's grain storage, to read or rewrite a grain's stored state as another silo version or a crash would leave it.</summary>
+    public IGrainStorage Storage => App.Services.GetRequiredKeyedService<IGrainStorage>(PlatformStorage.Name);
+
+    /// <summary>The stored state of a grain (type as Orleans names it: "device" for DeviceGrain), with its ETag.</summary>
+    public async Task<GrainState<TState>> ReadStateAsync<TState>(string stateName, string grainType, string key)
+        where TState : new()
+    {
+        var state = new GrainState<TState>(new TState());
+        await Storage.ReadStateAsync(stateName, GrainId.Create(grainType, key), state);
+        return state;
+    }
+
+    public Task WriteStateAsync<TState>(string stateName, string grainType, string key, GrainState<TState> state) =>
+        Storage.WriteStateAsync(stateName, GrainId.Create(grainType, key), state);
+
+    /// <summary>The database of each data directory: a silo restarted on a directory finds its state again.</summary>
+    private static readonly ConcurrentDictionary<string, Task<string>> Databases = new(StringComparer.Ordinal);
+
     public static string NewDataDirectory()
     {
         var directory = Path.Combine(Path.GetTempPath(), "cloudedge-silo-tests", Guid.NewGuid().ToString("N"));
@@ -44,11 +65,21 @@ internal sealed class TestSilo : IAsyncDisposable
         return directory;
     }
 
+    /// <summary>The PostgreSQL database (from the shared private server) that belongs to the data directory.</summary>
+    public static Task<string> DatabaseOf(string dataDirectory) =>
+        Databases.GetOrAdd(dataDirectory, static async _ => await (await PostgresServer.SharedAsync()).CreateDatabaseAsync());
+
     public static async Task<TestSilo> StartAsync(string? dataDirectory = null, IReadOnlyDictionary<string, string>? settings = null, Action<IServiceCollection>? services = null)
     {
         var owns = dataDirectory is null;
         var directory = dataDirectory ?? NewDataDirectory();
-        var app = SiloApplication.Build(Arguments(directory, settings), services);
+        var all = new Dictionary<string, string>(settings ?? new Dictionary<string, string>());
+        if (!all.ContainsKey("Silo:Postgres"))
+        {
+            all["Silo:Postgres"] = await DatabaseOf(directory);
+        }
+
+        var app = SiloApplication.Build(Arguments(directory, all), services);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestSilo(app, new Uri(address), directory, owns);

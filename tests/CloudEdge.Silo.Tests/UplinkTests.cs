@@ -300,7 +300,7 @@ public sealed class UplinkTests(SiloFixture fixture) : IClassFixture<SiloFixture
         var spans = new ConcurrentBag<Activity>();
         using var listener = new ActivityListener
         {
-            ShouldListenTo = source => source.Name == "CloudEdge.Runtime",
+            ShouldListenTo = source => source.Name == "Microsoft.Orleans.Application",
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
             ActivityStopped = activity =>
             {
@@ -317,8 +317,8 @@ public sealed class UplinkTests(SiloFixture fixture) : IClassFixture<SiloFixture
             .AssertStatus(HttpStatusCode.OK);
         Assert.Equal(["applied", "applied"], EdgeHttp.Statuses(result));
 
-        Assert.Contains(spans, s => s.DisplayName == "IDeviceGrain/ApplyUplink" && s.Kind == ActivityKind.Server);
-        Assert.Contains(spans, s => s.DisplayName == "IGatewayGrain/RecordUplink");
+        Assert.Contains(spans, s => s.DisplayName.EndsWith("IDeviceGrain/ApplyUplink", StringComparison.Ordinal) && s.Kind == ActivityKind.Server);
+        Assert.Contains(spans, s => s.DisplayName.EndsWith("IGatewayGrain/RecordUplink", StringComparison.Ordinal));
 
         // The item with its own context keeps it; an item without one belongs to the request's trace.
         var latest = (await Device(a))["latestAlert"]!;

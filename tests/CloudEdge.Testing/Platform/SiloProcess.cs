@@ -1,4 +1,5 @@
 using System.Net.Http.Headers;
+using CloudEdge.Testing.Postgres;
 
 namespace CloudEdge.Testing.Platform;
 
@@ -15,6 +16,9 @@ public sealed record SiloSettings(string DataDirectory, string SigningKey)
     public IReadOnlyDictionary<string, string?> Environment { get; init; } = new Dictionary<string, string?>();
 
     public string? LogFile { get; init; }
+
+    /// <summary>The PostgreSQL connection string; null: a database of the shared test server, one per data directory.</summary>
+    public string? Postgres { get; init; }
 }
 
 /// <summary>
@@ -52,7 +56,12 @@ public sealed class SiloProcess : IAsyncDisposable
             arguments.Add(value);
         }
 
-        var process = HostProcess.Start("silo", Dll, arguments, Environment(settings.SigningKey, settings.Environment), settings.LogFile);
+        var environment = Environment(settings.SigningKey, settings.Environment);
+        // Through the environment, never the command line: the connection string carries a password.
+        environment["Silo__Postgres"] = settings.Postgres ?? await DatabaseOf(settings.DataDirectory);
+        // A container's settings (advertise its address) become this machine's: loopback only.
+        environment["Silo__AdvertisedAddress"] = "127.0.0.1";
+        var process = HostProcess.Start("silo", Dll, arguments, environment, settings.LogFile);
         var silo = new SiloProcess(process, settings);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         try
@@ -78,6 +87,12 @@ public sealed class SiloProcess : IAsyncDisposable
 
         return silo;
     }
+
+    /// <summary>The database of the shared test PostgreSQL that belongs to a data directory (a restart finds its state).</summary>
+    public static Task<string> DatabaseOf(string dataDirectory) =>
+        Databases.GetOrAdd(Path.GetFullPath(dataDirectory), static async _ => await (await PostgresServer.SharedAsync()).CreateDatabaseAsync());
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task<string>> Databases = new(StringComparer.Ordinal);
 
     /// <summary>Mints a JWT with the Silo's own <c>token</c> subcommand (same key, issuer and audience).</summary>
     public static async Task<string> MintTokenAsync(string signingKey, string subject, string role, TimeSpan? lifetime = null)

@@ -1,2 +1,0 @@
-global using CloudEdge.Runtime.Hosting;
-global using CloudEdge.Testing;
