@@ -1,3 +1,4 @@
+using CloudEdge.Streaming;
 using System.Net;
 using System.Net.Sockets;
 using CloudEdge.Grains;
