@@ -115,6 +115,9 @@ public sealed class OneTraceTests
 
             // mosquitto_pub exports nothing: its parent is the trace's given root, and everything else hangs off it.
             var trace = await WaitForTraceAsync(otlp, traceId, [EdgeAgent, Silo], s => s.Service == Silo && s.Name.StartsWith("sse send", StringComparison.Ordinal), platform, parent);
+            // The agent exports in batches: its ingest span can come in a later batch than its inference span.
+            await Wait.UntilAsync(() => otlp.Trace(traceId).Any(s => s.ServiceName == EdgeAgent && s.Name == "edge.ingest"), $"the edge.ingest span of {traceId}");
+            trace = otlp.Trace(traceId);
             Assert.Empty(TraceTree.Orphans(trace, parent));
             Assert.Contains(trace, s => s.ServiceName == EdgeAgent && s.Name == "edge.ingest" && s.ParentSpanId == parent);
             Assert.Contains(trace, s => s.ServiceName == Silo && s.Name == "uplink.item alert" && s.ParentSpanId == parent);
