@@ -46,7 +46,8 @@ public sealed class ClockSkewTests
         var directory = TestSilo.NewDataDirectory();
         try
         {
-            await using var app = SiloApplication.Build(TestSilo.Arguments(directory, new Dictionary<string, string> { ["Auth:ClockSkew"] = skew }));
+            var settings = new Dictionary<string, string> { ["Auth:ClockSkew"] = skew, ["Silo:Postgres"] = await TestSilo.DatabaseOf(directory) };
+            await using var app = SiloApplication.Build(TestSilo.Arguments(directory, settings));
             var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
             Assert.Contains("Auth:ClockSkew", error.Message, StringComparison.Ordinal);
         }

@@ -100,7 +100,11 @@ public sealed class HostTests
         var directory = TestSilo.NewDataDirectory();
         try
         {
-            var args = TestSilo.Arguments(directory, new Dictionary<string, string> { ["Auth:SigningKey"] = key ?? string.Empty });
+            var args = TestSilo.Arguments(directory, new Dictionary<string, string>
+            {
+                ["Auth:SigningKey"] = key ?? string.Empty,
+                ["Silo:Postgres"] = await TestSilo.DatabaseOf(directory),
+            });
             await using var app = SiloApplication.Build(args);
             var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
             Assert.Contains("Auth:SigningKey", error.Message, StringComparison.Ordinal);
